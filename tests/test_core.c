@@ -1,0 +1,71 @@
+/* Core layer: status strings, half/bfloat conversions, thread pool. */
+#include <stdatomic.h>
+
+#include "core/fp16.h"
+#include "core/threadpool.h"
+#include "core/types.h"
+#include "test.h"
+
+TEST(core_status_strings) {
+    CHECK(strcmp(celer_status_str(CELER_OK), "ok") == 0);
+    CHECK(strcmp(celer_status_str(CELER_ERR_FORMAT), "malformed file") == 0);
+    CHECK(celer_status_str((celer_status)-1234) != NULL);
+}
+
+TEST(core_type_table) {
+    CHECK_EQ_INT(celer_row_size(CELER_TYPE_Q4_0, 64), 36);
+    CHECK_EQ_INT(celer_row_size(CELER_TYPE_Q4_K, 512), 288);
+    CHECK_EQ_INT(celer_row_size(CELER_TYPE_Q6_K, 256), 210);
+    CHECK_EQ_INT(celer_row_size(CELER_TYPE_Q4_0, 33), 0);
+    CHECK_EQ_INT(celer_type_from_name("q8_0"), CELER_TYPE_Q8_0);
+    CHECK(celer_type_name(99) == NULL);
+}
+
+TEST(core_fp16_round_trip_exhaustive) {
+    /* Every finite half converts to float and back unchanged. */
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if ((h & 0x7c00) == 0x7c00) continue;
+        float f = celer_fp16_to_fp32((uint16_t)h);
+        CHECKF(celer_fp32_to_fp16(f) == h, "half 0x%04x -> %g -> 0x%04x", h, f,
+               celer_fp32_to_fp16(f));
+        if (test_failed_now()) return;
+    }
+}
+
+TEST(core_fp16_rounding) {
+    /* Halfway cases round to even; tiny values flush to signed zero; big ones to inf. */
+    CHECK_EQ_INT(celer_fp32_to_fp16(1.0f + 1.0f / 2048), 0x3c00);             /* tie -> even */
+    CHECK_EQ_INT(celer_fp32_to_fp16(1.0f + 3.0f / 2048), 0x3c02);             /* tie -> even */
+    CHECK_EQ_INT(celer_fp32_to_fp16(65520.0f), 0x7c00);
+    CHECK_EQ_INT(celer_fp32_to_fp16(-1e-10f), 0x8000);
+    CHECK_EQ_INT(celer_fp32_to_fp16(5.9604645e-08f), 0x0001);                 /* 2^-24 */
+    CHECK_EQ_INT(celer_fp32_to_fp16(2.98023224e-08f), 0x0000);                /* 2^-25 tie -> 0 */
+    CHECK_EQ_INT(celer_fp32_to_bf16(1.0f + 1.0f / 256), 0x3f80);              /* tie -> even */
+    CHECK_EQ_INT(celer_fp32_to_bf16(1.0f + 3.0f / 256), 0x3f82);
+    CHECK(celer_bf16_to_fp32(0x3f80) == 1.0f);
+}
+
+typedef struct pool_probe {
+    atomic_int hits[8];
+    atomic_long sum;
+} pool_probe;
+
+static void probe_fn(void *arg, int32_t ith, int32_t nth) {
+    pool_probe *p = arg;
+    atomic_fetch_add(&p->hits[ith], 1);
+    atomic_fetch_add(&p->sum, nth);
+}
+
+TEST(core_threadpool_runs_every_thread_each_region) {
+    for (int n = 1; n <= 4; n++) {
+        celer_pool *pool = celer_pool_create(n);
+        REQUIRE(pool);
+        pool_probe probe;
+        memset(&probe, 0, sizeof probe);
+        for (int r = 0; r < 1000; r++) celer_pool_run(pool, probe_fn, &probe);
+        for (int i = 0; i < n; i++) CHECK_EQ_INT(atomic_load(&probe.hits[i]), 1000);
+        CHECK_EQ_INT(atomic_load(&probe.sum), 1000L * n * n);
+        celer_pool_free(pool);
+    }
+    CHECK(celer_physical_cores() >= 1);
+}
