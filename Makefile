@@ -32,7 +32,7 @@ BENCH_OBJ:= $(BENCH_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libceler.a
 BIN      := $(BUILD)/celer
 TESTBIN  := $(BUILD)/celer-tests
-BENCHBIN := $(BUILD)/celer-bench
+BENCHBINS:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_OK  := $(BUILD)/.deps-ok
 
 .PHONY: all lib test asan bench fuzz run install clean deps
@@ -69,8 +69,9 @@ $(BUILD)/tests/%.o: CFLAGS_ALL += -I$(BUILD)/tests -Itests
 $(TESTBIN): $(TEST_OBJ) $(LIB)
 	$(CC) $(CFLAGS_ALL) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
 
-$(BENCHBIN): $(BENCH_OBJ) $(LIB)
-	$(CC) $(CFLAGS_ALL) -o $@ $(BENCH_OBJ) $(LIB) $(LDLIBS)
+# Each bench/NAME.c is its own program, build/bench/NAME.
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS)
 
 # `make test` runs every unit, golden and CLI test; the runner prints "N passed, N failed".
 test: $(BIN) $(TESTBIN)
@@ -83,8 +84,8 @@ asan:
 run: $(BIN)
 	sh scripts/run-default.sh $(BIN)
 
-bench: $(BIN) $(BENCHBIN)
-	sh bench/run.sh $(BIN) $(BENCHBIN)
+bench: $(BIN) $(BENCHBINS)
+	sh bench/run.sh $(BIN) $(BUILD)/bench
 
 # libFuzzer targets (clang from Debian), each run for a bounded time under ASan+UBSan.
 FUZZ_SECONDS ?= 60

@@ -1,5 +1,5 @@
 /* Minimal test harness. Each test is `TEST(name) { ... }` at the start of a line in some
- * tests/*.c file; the Makefile collects them into one table, so one runner runs any subset:
+ * tests/ source file; the Makefile collects them into one table, so one runner runs any subset:
  *     build/celer-tests [substring ...]
  * CHECK records a failure and continues; REQUIRE stops the test. */
 #ifndef CELER_TEST_H

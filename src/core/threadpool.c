@@ -1,7 +1,9 @@
 #include "core/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,7 @@
 #endif
 
 /* Spin iterations before a worker falls back to its condition variable. */
-#define POOL_SPIN 200000
+#define POOL_SPIN 100000
 
 struct celer_pool {
     int32_t n_threads;
@@ -122,7 +124,11 @@ void celer_pool_run(celer_pool *pool, celer_pool_fn fn, void *arg) {
     if (pool->sleepers) pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
     fn(arg, 0, pool->n_threads);
-    while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) cpu_relax();
+    /* Yield after a while so an oversubscribed machine still makes progress. */
+    for (long spin = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; spin++) {
+        if (spin < 20000) cpu_relax();
+        else sched_yield();
+    }
 }
 
 int32_t celer_physical_cores(void) {
