@@ -13,6 +13,8 @@ BASEFLAGS:= -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(WARN) -pthread -fPIC
 OPT      ?= -O2 -g
 CFLAGS_ALL = $(BASEFLAGS) $(OPT) $(EXTRA_CFLAGS)
 LDLIBS   := -lm -pthread $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
+# libcurl for `celer pull`; libcrypto (OpenSSL) for its SHA-256 checks.
+LDLIBS   += $(shell pkg-config --libs libcurl libcrypto 2>/dev/null || echo -lcurl -lcrypto)
 
 # Per-ISA kernel files carry their own target flags so one binary runs anywhere;
 # the choice among them is made once at run time from cpuid (src/tensor/dispatch.c).
@@ -89,17 +91,19 @@ bench: $(BIN) $(BENCHBINS)
 
 # libFuzzer targets (clang from Debian), each run for a bounded time under ASan+UBSan.
 FUZZ_SECONDS ?= 60
+# Build folder of the fuzz build (override to keep parallel runs apart).
+FUZZ_BUILD ?= build-fuzz
 FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
 lib: $(LIB)
 fuzz: $(DEPS_OK)
-	$(MAKE) BUILD=build-fuzz CC=clang OPT="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" lib
-	@mkdir -p build-fuzz/bin
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang OPT="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" lib
+	@mkdir -p $(FUZZ_BUILD)/bin
 	@for t in $(FUZZ_TARGETS); do \
-	  clang $(BASEFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o build-fuzz/bin/$$t fuzz/$$t.c build-fuzz/libceler.a $(LDLIBS) || exit 1; \
-	  mkdir -p build-fuzz/corpus/$$t; \
-	  build-fuzz/bin/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
-	    build-fuzz/corpus/$$t fuzz/seeds/$$t || exit 1; \
+	  clang $(BASEFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $(FUZZ_BUILD)/bin/$$t fuzz/$$t.c $(FUZZ_BUILD)/libceler.a $(LDLIBS) || exit 1; \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  $(FUZZ_BUILD)/bin/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+	    $(FUZZ_BUILD)/corpus/$$t fuzz/seeds/$$t || exit 1; \
 	done
 
 install: $(BIN) $(LIB)

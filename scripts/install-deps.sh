@@ -3,11 +3,12 @@
 #   gcc, make        build
 #   libpcre2-dev     Unicode-aware regular expressions for byte-level BPE pre-tokenizers
 #   libcurl4-openssl-dev  `celer pull` downloads
+#   libssl-dev       OpenSSL libcrypto: SHA-256 of downloads
 #   libmicrohttpd-dev, libcjson-dev  the OpenAI-compatible server and JSON
 #   clang, libclang-rt-14-dev  libFuzzer targets (`make fuzz`)
 #   python3          the loopback HTTP server used by the download tests
 set -e
-PKGS="gcc make pkg-config libpcre2-dev libcurl4-openssl-dev libmicrohttpd-dev libcjson-dev clang libclang-rt-14-dev python3"
+PKGS="gcc make pkg-config libpcre2-dev libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libcjson-dev clang libclang-rt-14-dev python3"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

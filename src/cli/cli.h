@@ -34,5 +34,10 @@ double cli_now(void);
 /* Writes s as a JSON string literal (with quotes) to f. */
 #include <stdio.h>
 void cli_json_string(FILE *f, const char *s, size_t len);
+/* Maps a model argument (-m) to a local file (cmd_pull.c): an existing file as it is, else a
+ * URL or Hugging Face "owner/repo path/file.gguf" pulled into the cache on first use (cache
+ * dir and endpoint from the environment as for `celer pull`, progress bar on a tty). Prints
+ * the error and returns false on failure. */
+bool cli_resolve_model(const char *arg, char *path, size_t cap);
 
 #endif

@@ -17,7 +17,7 @@
 #endif
 
 /* Spin iterations before a worker falls back to its condition variable. */
-#define POOL_SPIN 100000
+#define POOL_SPIN 4000
 
 struct celer_pool {
     int32_t n_threads;
@@ -126,7 +126,7 @@ void celer_pool_run(celer_pool *pool, celer_pool_fn fn, void *arg) {
     fn(arg, 0, pool->n_threads);
     /* Yield after a while so an oversubscribed machine still makes progress. */
     for (long spin = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; spin++) {
-        if (spin < 20000) cpu_relax();
+        if (spin < 4000) cpu_relax();
         else sched_yield();
     }
 }

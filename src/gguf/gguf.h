@@ -111,12 +111,15 @@ bool gguf_kv_get_arr(const gguf_file *f, int64_t i, gguf_array *out);
  * bool as 0/1. */
 bool gguf_kv_get_i64(const gguf_file *f, int64_t i, int64_t *out);
 bool gguf_kv_get_f64(const gguf_file *f, int64_t i, double *out);
+/* Unsigned integer (or bool) kv i, for UINT64 values above INT64_MAX; negative values fail. */
+bool gguf_kv_get_u64(const gguf_file *f, int64_t i, uint64_t *out);
 
 /* Array element access (i < arr->n, else false). */
 bool gguf_arr_str(const gguf_array *arr, uint64_t i, gguf_str *out);
 bool gguf_arr_i64(const gguf_array *arr, uint64_t i, int64_t *out);   /* integer/bool elements */
 bool gguf_arr_f64(const gguf_array *arr, uint64_t i, double *out);   /* numeric elements */
 bool gguf_arr_arr(const gguf_array *arr, uint64_t i, gguf_array *out); /* nested arrays */
+bool gguf_arr_u64(const gguf_array *arr, uint64_t i, uint64_t *out);  /* non-negative integer/bool */
 
 /* Compares a gguf_str with a C string. */
 bool gguf_str_eq(gguf_str s, const char *cstr);
@@ -147,6 +150,10 @@ celer_status gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t v);
 celer_status gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
 celer_status gguf_writer_set_bool(gguf_writer *w, const char *key, bool v);
 celer_status gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
+/* Scalar of any fixed-size type (not STRING/ARRAY): `value` points at one host value of that
+ * type (bool as one byte). */
+celer_status gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_type type,
+                                    const void *value);
 /* Array of fixed-size elements (numeric or bool) copied from data. */
 celer_status gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem_type,
                                  const void *data, uint64_t n);

@@ -1,0 +1,135 @@
+/*
+ * bench_kernels: single-thread throughput of every available kernel set's mul_mat, per weight
+ * type, for batches of k = 1, 2, 4, 8, 16 activation rows, on a TinyLlama-sized matrix
+ * (2048 rows x 5632 columns, the ffn_down shape).
+ *
+ *   build/bench/bench_kernels [--quick] [--sets NAME,...] [--types NAME,...]
+ *
+ * Two working sets: "hot" reuses one matrix (it fits the L2/L3 caches), "cold" cycles through
+ * enough copies (~256 MiB) that weights stream from DRAM, as in a real forward pass.
+ * GB/s counts weight bytes read per second; "k/k1" is the time of a k-row batch relative to
+ * one row (the cost of verifying k draft tokens vs decoding one).
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "celer.h"
+#include "core/types.h"
+#include "tensor/tensor.h"
+
+#define ROWS 2048
+#define COLS 5632
+#define KMAX 16
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static bool listed(const char *list, const char *name) {
+    if (!list) return true;
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == 0)) return true;
+    return false;
+}
+
+/* Seconds per mul_mat call over all rows, best of a few timed runs cycling through copies. */
+static double time_mul_mat(const ct_kernels *ks, int32_t type, char *const *mats, int ncopies,
+                           size_t wrow, const void *act, size_t arow, int k, float *out,
+                           double budget) {
+    ct_mul_mat_fn mm = ks->mul_mat[type];
+    mm(COLS, mats[0], wrow, 0, ROWS, act, arow, k, out, ROWS); /* warm-up */
+    double best = 1e30, spent = 0;
+    int it = 0;
+    while (spent < budget || it < 3) {
+        double t0 = now_s();
+        mm(COLS, mats[it % ncopies], wrow, 0, ROWS, act, arow, k, out, ROWS);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+        spent += dt;
+        it++;
+        if (it > 2000) break;
+    }
+    return best;
+}
+
+int main(int argc, char **argv) {
+    bool quick = false;
+    const char *set_list = NULL, *type_list = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = true;
+        else if (!strcmp(argv[i], "--sets") && i + 1 < argc) set_list = argv[++i];
+        else if (!strcmp(argv[i], "--types") && i + 1 < argc) type_list = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--sets NAME,...] [--types NAME,...]\n", argv[0]);
+            return 2;
+        }
+    }
+    const double budget = quick ? 0.05 : 0.25;
+    const int32_t types[] = {CELER_TYPE_Q4_0, CELER_TYPE_Q8_0, CELER_TYPE_Q4_K, CELER_TYPE_Q5_K,
+                             CELER_TYPE_Q6_K, CELER_TYPE_F16,  CELER_TYPE_BF16, CELER_TYPE_F32};
+    const int ks[] = {1, 2, 4, 8, 16};
+    const ct_kernels *sets[8];
+    int nsets = ct_kernels_available(sets, 8);
+    if (nsets > 8) nsets = 8;
+
+    float *x = malloc(sizeof(float) * COLS * KMAX);
+    float *out = malloc(sizeof(float) * ROWS * KMAX);
+    if (!x || !out) return 1;
+    for (int i = 0; i < COLS * KMAX; i++) x[i] = frand();
+
+    printf("mul_mat %d x %d, single thread; GB/s of weights (time k / time k=1)\n", ROWS, COLS);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const int32_t type = types[ti];
+        if (!listed(type_list, celer_type_name(type))) continue;
+        const int32_t atype = ct_vec_dot_type(type);
+        const size_t wrow = celer_row_size(type, COLS), arow = celer_row_size(atype, COLS);
+        const size_t wbytes = wrow * ROWS;
+        /* synthetic weights: one quantized random row repeated (kernels never look at values) */
+        int ncopies = (int)((256u << 20) / wbytes) + 1;
+        char **mats = malloc(sizeof(char *) * (size_t)ncopies);
+        char *row = malloc(wrow);
+        ct_quantize_row(type, x, row, COLS);
+        for (int c = 0; c < ncopies; c++) {
+            mats[c] = malloc(wbytes);
+            if (!mats[c]) return 1;
+            for (int r = 0; r < ROWS; r++) memcpy(mats[c] + (size_t)r * wrow, row, wrow);
+        }
+        char *act = malloc(arow * KMAX);
+        for (int s = 0; s < nsets; s++) {
+            const ct_kernels *kset = sets[s];
+            if (!listed(set_list, kset->name)) continue;
+            if (!set_list && !strcmp(kset->name, "reference") && type != CELER_TYPE_Q4_0) continue;
+            for (int t = 0; t < KMAX; t++)
+                kset->quantize_act[atype](x + (size_t)t * COLS, act + (size_t)t * arow, COLS);
+            for (int mode = 0; mode < 2; mode++) {
+                int nc = mode == 0 ? 1 : ncopies;
+                printf("%-12s %-5s %-4s", kset->name, celer_type_name(type), mode ? "cold" : "hot");
+                double t1 = 0;
+                for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+                    double dt = time_mul_mat(kset, type, mats, nc, wrow, act, arow, ks[ki], out,
+                                             strcmp(kset->name, "reference") ? budget : 0.0);
+                    if (ki == 0) t1 = dt;
+                    printf("  k=%-2d %6.2f GB/s (%4.2fx)", ks[ki], (double)wbytes / dt / 1e9, dt / t1);
+                }
+                printf("\n");
+                fflush(stdout);
+            }
+        }
+        for (int c = 0; c < ncopies; c++) free(mats[c]);
+        free(mats), free(row), free(act);
+    }
+    free(x), free(out);
+    return 0;
+}

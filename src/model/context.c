@@ -1,0 +1,620 @@
+/*
+ * Context: KV cache, scratch buffers, thread pool, and the batched forward pass.
+ *
+ * The KV cache gives every sequence its own region of n_ctx rows per layer, so a sequence's
+ * rows are contiguous and attention walks them in order. A batch's tokens of sequence s are
+ * written after the s's cached rows, in batch order, and become part of the cache when the
+ * pass succeeds; the mask decides which of those batch rows each token may see, which is how
+ * one pass verifies a chain, a tree, or a lookahead window. Rows can be dropped (truncate) or
+ * a tree's accepted branch compacted (keep), so the cache rolls back exactly.
+ *
+ * The forward pass is llama.cpp's for these architectures (see shared/reference/README.md):
+ * RMSNorm, q/k/v projections (+ qwen2 biases, qwen3 per-head q/k norms before RoPE), RoPE
+ * (adjacent pairs for llama, NeoX halves for qwen), softmax attention with grouped KV heads,
+ * output projection, SwiGLU feed-forward, final RMSNorm and the output matrix. Matrix
+ * products convert activations to the weight type's vec_dot type first, as ggml does.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "core/threadpool.h"
+#include "core/types.h"
+#include "model/model.h"
+
+#define MAX_MATMUL_JOBS 3
+
+struct celer_context {
+    const celer_model *model;
+    celer_context_params params;
+    int32_t n_ctx, n_seq, n_batch;
+    int32_t kv_dim;
+    celer_pool *pool;
+
+    /* KV cache: [layer][seq][n_ctx][kv_dim], elements of kv_elem bytes (F32 or F16). */
+    void *k_cache, *v_cache;
+    size_t kv_elem;
+    int32_t *seq_len; /* [n_seq] committed rows */
+
+    /* Scratch for up to n_batch tokens. */
+    float *x;        /* [n][n_embd] residual stream */
+    float *xb;       /* [n][n_embd] normalized input of a block */
+    float *q;        /* [n][n_head*head_dim] */
+    float *k, *v;    /* [n][kv_dim] */
+    float *att;      /* [n][n_head*head_dim] attention output */
+    float *hb, *hb2; /* [n][n_ff] */
+    float *scores;   /* [n_threads][n_ctx] */
+    uint8_t *actq[MAX_MATMUL_JOBS]; /* activations in vec_dot types */
+    size_t actq_cap;                /* bytes per actq buffer */
+    float *inv_freq;                /* [n_rot/2] rope inverse frequencies */
+
+    /* Per-batch bookkeeping. */
+    int32_t *b_seq, *b_pos, *b_slot; /* [n_batch] */
+    uint8_t *b_mask;                 /* [n_batch][n_batch] effective mask */
+    int32_t *out_row;                /* [n_batch] row of logits buffer or -1 */
+    int32_t *out_tok;                /* [n_batch] batch index of each output row */
+    float *logits;                   /* [n_out][n_vocab] */
+    float *embd;                     /* [n_out][n_embd] when params.embeddings */
+    int32_t logits_cap;              /* rows allocated */
+    int32_t n_out;
+};
+
+celer_context_params celer_context_default_params(void) {
+    celer_context_params p;
+    memset(&p, 0, sizeof p);
+    p.n_ctx = 0;
+    p.n_seq_max = 1;
+    p.n_batch = 256;
+    p.n_threads = 0;
+    p.kv_type = CELER_KV_F32;
+    p.embeddings = false;
+    return p;
+}
+
+uint32_t celer_context_n_ctx(const celer_context *ctx) { return (uint32_t)ctx->n_ctx; }
+int32_t celer_context_n_threads(const celer_context *ctx) { return celer_pool_n_threads(ctx->pool); }
+
+void celer_context_free(celer_context *ctx) {
+    if (!ctx) return;
+    celer_pool_free(ctx->pool);
+    free(ctx->k_cache);
+    free(ctx->v_cache);
+    free(ctx->seq_len);
+    free(ctx->x);
+    free(ctx->xb);
+    free(ctx->q);
+    free(ctx->k);
+    free(ctx->v);
+    free(ctx->att);
+    free(ctx->hb);
+    free(ctx->hb2);
+    free(ctx->scores);
+    for (int i = 0; i < MAX_MATMUL_JOBS; i++) free(ctx->actq[i]);
+    free(ctx->inv_freq);
+    free(ctx->b_seq);
+    free(ctx->b_pos);
+    free(ctx->b_slot);
+    free(ctx->b_mask);
+    free(ctx->out_row);
+    free(ctx->out_tok);
+    free(ctx->logits);
+    free(ctx->embd);
+    free(ctx);
+}
+
+/* Largest activation row, in bytes, that any matrix product of this model needs. */
+static size_t max_act_row_bytes(const celer_model *m) {
+    size_t best = 0;
+    const cm_matrix *list[2] = {&m->output, &m->tok_embd};
+    for (int i = 0; i < 2; i++) {
+        size_t b = celer_row_size(ct_vec_dot_type(list[i]->type), list[i]->cols);
+        if (b > best) best = b;
+    }
+    for (int32_t l = 0; l < m->hp.n_layer; l++) {
+        const cm_layer *L = &m->layers[l];
+        const cm_matrix *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) {
+            size_t b = celer_row_size(ct_vec_dot_type(mats[i]->type), mats[i]->cols);
+            if (b > best) best = b;
+        }
+    }
+    return best;
+}
+
+static void *xcalloc(size_t n, size_t size, bool *ok) {
+    if (n == 0) n = 1;
+    void *p = calloc(n, size);
+    if (!p) *ok = false;
+    return p;
+}
+
+static void init_rope(celer_context *ctx) {
+    const cm_hparams *hp = &ctx->model->hp;
+    for (int32_t i = 0; i < hp->n_rot / 2; i++) {
+        double f = pow((double)hp->rope_base, -2.0 * i / hp->n_rot) * hp->rope_freq_scale;
+        if (ctx->model->rope_freq_factors) f /= ctx->model->rope_freq_factors[i];
+        ctx->inv_freq[i] = (float)f;
+    }
+}
+
+celer_status celer_context_create(const celer_model *model, const celer_context_params *params,
+                                  celer_context **out, celer_error *err) {
+    if (!model || !out) return celer_fail(err, CELER_ERR_INVALID_ARG, "no model given");
+    *out = NULL;
+    celer_context_params p = params ? *params : celer_context_default_params();
+    const cm_hparams *hp = &model->hp;
+    if (p.n_ctx == 0) p.n_ctx = (uint32_t)(hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
+    if (p.n_seq_max == 0) p.n_seq_max = 1;
+    if (p.n_batch == 0) p.n_batch = 256;
+    if (p.n_ctx > (1u << 20) || p.n_seq_max > 1024 || p.n_batch > 65536)
+        return celer_fail(err, CELER_ERR_INVALID_ARG, "context too large (n_ctx %u, n_seq %u, n_batch %u)",
+                          p.n_ctx, p.n_seq_max, p.n_batch);
+    if (p.kv_type != CELER_KV_F32 && p.kv_type != CELER_KV_F16)
+        return celer_fail(err, CELER_ERR_INVALID_ARG, "unknown KV cache type %d", (int)p.kv_type);
+    if (p.n_threads < 0 || p.n_threads > 512)
+        return celer_fail(err, CELER_ERR_INVALID_ARG, "bad thread count %d", (int)p.n_threads);
+    if (p.n_threads == 0) p.n_threads = celer_physical_cores();
+
+    celer_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return celer_fail(err, CELER_ERR_NOMEM, "out of memory");
+    ctx->model = model;
+    ctx->params = p;
+    ctx->n_ctx = (int32_t)p.n_ctx;
+    ctx->n_seq = (int32_t)p.n_seq_max;
+    ctx->n_batch = (int32_t)p.n_batch;
+    ctx->kv_dim = hp->n_head_kv * hp->head_dim;
+    ctx->kv_elem = p.kv_type == CELER_KV_F16 ? 2 : 4;
+
+    bool ok = true;
+    size_t kv_rows = (size_t)hp->n_layer * (size_t)ctx->n_seq * (size_t)ctx->n_ctx;
+    ctx->k_cache = xcalloc(kv_rows * (size_t)ctx->kv_dim, ctx->kv_elem, &ok);
+    ctx->v_cache = xcalloc(kv_rows * (size_t)ctx->kv_dim, ctx->kv_elem, &ok);
+    ctx->seq_len = xcalloc((size_t)ctx->n_seq, sizeof(int32_t), &ok);
+    size_t nb = (size_t)ctx->n_batch, qd = (size_t)hp->n_head * (size_t)hp->head_dim;
+    ctx->x = xcalloc(nb * (size_t)hp->n_embd, sizeof(float), &ok);
+    ctx->xb = xcalloc(nb * (size_t)(hp->n_embd > (int32_t)qd ? hp->n_embd : (int32_t)qd), sizeof(float), &ok);
+    ctx->q = xcalloc(nb * qd, sizeof(float), &ok);
+    ctx->k = xcalloc(nb * (size_t)ctx->kv_dim, sizeof(float), &ok);
+    ctx->v = xcalloc(nb * (size_t)ctx->kv_dim, sizeof(float), &ok);
+    ctx->att = xcalloc(nb * qd, sizeof(float), &ok);
+    ctx->hb = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &ok);
+    ctx->hb2 = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &ok);
+    ctx->scores = xcalloc((size_t)p.n_threads * (size_t)(ctx->n_ctx), sizeof(float), &ok);
+    ctx->actq_cap = nb * max_act_row_bytes(model);
+    for (int i = 0; i < MAX_MATMUL_JOBS; i++) ctx->actq[i] = xcalloc(ctx->actq_cap, 1, &ok);
+    ctx->inv_freq = xcalloc((size_t)hp->n_rot / 2, sizeof(float), &ok);
+    ctx->b_seq = xcalloc(nb, sizeof(int32_t), &ok);
+    ctx->b_pos = xcalloc(nb, sizeof(int32_t), &ok);
+    ctx->b_slot = xcalloc(nb, sizeof(int32_t), &ok);
+    ctx->b_mask = xcalloc(nb * nb, 1, &ok);
+    ctx->out_row = xcalloc(nb, sizeof(int32_t), &ok);
+    ctx->out_tok = xcalloc(nb, sizeof(int32_t), &ok);
+    if (ok) ctx->pool = celer_pool_create(p.n_threads);
+    if (!ok || !ctx->pool) {
+        celer_context_free(ctx);
+        return celer_fail(err, CELER_ERR_NOMEM,
+                          "out of memory creating a context (n_ctx %d, %d sequences, batch %d)",
+                          (int)p.n_ctx, (int)p.n_seq_max, (int)p.n_batch);
+    }
+    init_rope(ctx);
+    *out = ctx;
+    return CELER_OK;
+}
+
+/* ---------------------------------------------------------------- KV cache */
+
+static size_t kv_row_index(const celer_context *ctx, int32_t layer, int32_t seq, int32_t row) {
+    return (((size_t)layer * (size_t)ctx->n_seq + (size_t)seq) * (size_t)ctx->n_ctx + (size_t)row) *
+           (size_t)ctx->kv_dim;
+}
+
+static void kv_store(celer_context *ctx, void *cache, size_t index, const float *src) {
+    if (ctx->kv_elem == 4) {
+        memcpy((float *)cache + index, src, (size_t)ctx->kv_dim * sizeof(float));
+    } else {
+        uint16_t *dst = (uint16_t *)cache + index;
+        for (int32_t i = 0; i < ctx->kv_dim; i++) dst[i] = celer_fp32_to_fp16(src[i]);
+    }
+}
+
+/* Moves row `from` to row `to` of one sequence in every layer, for K and V. */
+static void kv_move_row(celer_context *ctx, int32_t seq_from, int32_t from, int32_t seq_to, int32_t to) {
+    size_t bytes = (size_t)ctx->kv_dim * ctx->kv_elem;
+    for (int32_t l = 0; l < ctx->model->hp.n_layer; l++) {
+        size_t a = kv_row_index(ctx, l, seq_from, from) * ctx->kv_elem;
+        size_t b = kv_row_index(ctx, l, seq_to, to) * ctx->kv_elem;
+        memmove((char *)ctx->k_cache + b, (char *)ctx->k_cache + a, bytes);
+        memmove((char *)ctx->v_cache + b, (char *)ctx->v_cache + a, bytes);
+    }
+}
+
+static bool seq_ok(const celer_context *ctx, int32_t seq) { return seq >= 0 && seq < ctx->n_seq; }
+
+int32_t celer_kv_seq_len(const celer_context *ctx, int32_t seq) {
+    return seq_ok(ctx, seq) ? ctx->seq_len[seq] : 0;
+}
+
+celer_status celer_kv_seq_truncate(celer_context *ctx, int32_t seq, int32_t len) {
+    if (!seq_ok(ctx, seq) || len < 0) return CELER_ERR_INVALID_ARG;
+    if (len < ctx->seq_len[seq]) ctx->seq_len[seq] = len;
+    return CELER_OK;
+}
+
+celer_status celer_kv_seq_keep(celer_context *ctx, int32_t seq, int32_t start, const int32_t *rows,
+                               int32_t n_keep) {
+    if (!seq_ok(ctx, seq) || start < 0 || n_keep < 0 || start > ctx->seq_len[seq] ||
+        (n_keep > 0 && !rows))
+        return CELER_ERR_INVALID_ARG;
+    int32_t avail = ctx->seq_len[seq] - start, prev = -1;
+    for (int32_t i = 0; i < n_keep; i++) {
+        if (rows[i] <= prev || rows[i] >= avail) return CELER_ERR_INVALID_ARG;
+        prev = rows[i];
+    }
+    /* Ascending rows move only downwards, so a forward pass never overwrites a row it still needs. */
+    for (int32_t i = 0; i < n_keep; i++)
+        if (rows[i] != i) kv_move_row(ctx, seq, start + rows[i], seq, start + i);
+    ctx->seq_len[seq] = start + n_keep;
+    return CELER_OK;
+}
+
+celer_status celer_kv_seq_copy(celer_context *ctx, int32_t src, int32_t dst, int32_t len) {
+    if (!seq_ok(ctx, src) || !seq_ok(ctx, dst) || len < 0 || len > ctx->seq_len[src])
+        return CELER_ERR_INVALID_ARG;
+    if (src != dst) {
+        size_t bytes = (size_t)len * (size_t)ctx->kv_dim * ctx->kv_elem;
+        for (int32_t l = 0; l < ctx->model->hp.n_layer; l++) {
+            size_t a = kv_row_index(ctx, l, src, 0) * ctx->kv_elem;
+            size_t b = kv_row_index(ctx, l, dst, 0) * ctx->kv_elem;
+            memcpy((char *)ctx->k_cache + b, (char *)ctx->k_cache + a, bytes);
+            memcpy((char *)ctx->v_cache + b, (char *)ctx->v_cache + a, bytes);
+        }
+    }
+    ctx->seq_len[dst] = len;
+    return CELER_OK;
+}
+
+void celer_kv_clear(celer_context *ctx) {
+    memset(ctx->seq_len, 0, (size_t)ctx->n_seq * sizeof(int32_t));
+}
+
+/* ---------------------------------------------------------------- matrix products */
+
+typedef struct matmul_job {
+    const cm_matrix *w;
+    const uint8_t *act;  /* activations in the vec_dot type, act_stride bytes per row */
+    size_t act_stride;
+    float *out;          /* [n][w->rows] */
+} matmul_job;
+
+typedef struct matmul_region {
+    const ct_kernels *kernels;
+    matmul_job jobs[MAX_MATMUL_JOBS];
+    int n_jobs;
+    int32_t n_tok;
+} matmul_region;
+
+/* Each thread takes the same share of every job's rows, so the split (and every sum) is
+ * independent of timing; rows are split in multiples of 4 to keep output lines whole. */
+static void matmul_worker(void *arg, int32_t ith, int32_t nth) {
+    const matmul_region *r = arg;
+    for (int j = 0; j < r->n_jobs; j++) {
+        const matmul_job *job = &r->jobs[j];
+        int64_t rows = job->w->rows;
+        int64_t per = ((rows + nth - 1) / nth + 3) & ~(int64_t)3;
+        int64_t r0 = per * ith, r1 = r0 + per < rows ? r0 + per : rows;
+        if (r0 >= r1) continue;
+        r->kernels->mul_mat[job->w->type](job->w->cols, job->w->data, job->w->row_bytes, r0, r1,
+                                          job->act, job->act_stride, r->n_tok, job->out,
+                                          job->w->rows);
+    }
+}
+
+/* out_j = W_j · x for up to three matrices reading the same input x ([n][cols] floats). The
+ * input is converted once per distinct vec_dot type. */
+static void matmul_multi(celer_context *ctx, const float *x, int32_t n, const cm_matrix *const *ws,
+                         float *const *outs, int n_jobs) {
+    const ct_kernels *K = ctx->model->kernels;
+    matmul_region region = {.kernels = K, .n_jobs = n_jobs, .n_tok = n};
+    int32_t done_type[MAX_MATMUL_JOBS];
+    for (int j = 0; j < n_jobs; j++) {
+        const cm_matrix *w = ws[j];
+        int32_t vt = ct_vec_dot_type(w->type);
+        size_t stride = celer_row_size(vt, w->cols);
+        int slot = j; /* reuse the buffer of an earlier job that needed the same conversion */
+        for (int i = 0; i < j && slot == j; i++)
+            if (done_type[i] == vt && ws[i]->cols == w->cols) slot = i;
+        if (slot == j)
+            for (int32_t t = 0; t < n; t++)
+                K->quantize_act[vt](x + (size_t)t * (size_t)w->cols, ctx->actq[j] + (size_t)t * stride,
+                                    w->cols);
+        done_type[j] = vt;
+        region.jobs[j] = (matmul_job){w, ctx->actq[slot], stride, outs[j]};
+    }
+    celer_pool_run(ctx->pool, matmul_worker, &region);
+}
+
+static void matmul(celer_context *ctx, const float *x, int32_t n, const cm_matrix *w, float *out) {
+    matmul_multi(ctx, x, n, &w, &out, 1);
+}
+
+/* ---------------------------------------------------------------- elementwise pieces */
+
+static void rmsnorm(float *out, const float *x, const float *weight, int32_t n, float eps) {
+    /* Sum in double, like an exact reference; llama.cpp sums in float but the difference is
+     * far below the tolerance and this is order-independent. */
+    double ss = 0.0;
+    for (int32_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + (double)eps));
+    for (int32_t i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
+}
+
+static void rope(const celer_context *ctx, float *vec, int32_t n_heads, int32_t pos) {
+    const cm_hparams *hp = &ctx->model->hp;
+    const int32_t half = hp->n_rot / 2;
+    for (int32_t h = 0; h < n_heads; h++) {
+        float *v = vec + (size_t)h * (size_t)hp->head_dim;
+        for (int32_t i = 0; i < half; i++) {
+            float theta = (float)pos * ctx->inv_freq[i];
+            float c = cosf(theta), s = sinf(theta);
+            int32_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * c - x1 * s;
+            v[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* ---------------------------------------------------------------- attention */
+
+typedef struct attn_region {
+    celer_context *ctx;
+    int32_t layer, n;
+} attn_region;
+
+static float kv_dot(const celer_context *ctx, const void *cache, size_t index, const float *q, int32_t n) {
+    float s = 0.0f;
+    if (ctx->kv_elem == 4) {
+        const float *k = (const float *)cache + index;
+        for (int32_t i = 0; i < n; i++) s += q[i] * k[i];
+    } else {
+        const uint16_t *k = (const uint16_t *)cache + index;
+        for (int32_t i = 0; i < n; i++) s += q[i] * celer_fp16_to_fp32(k[i]);
+    }
+    return s;
+}
+
+static void kv_axpy(const celer_context *ctx, const void *cache, size_t index, float a, float *out, int32_t n) {
+    if (ctx->kv_elem == 4) {
+        const float *v = (const float *)cache + index;
+        for (int32_t i = 0; i < n; i++) out[i] += a * v[i];
+    } else {
+        const uint16_t *v = (const uint16_t *)cache + index;
+        for (int32_t i = 0; i < n; i++) out[i] += a * celer_fp16_to_fp32(v[i]);
+    }
+}
+
+/* One (token, head) pair: softmax over the sequence's cached rows plus the batch rows the
+ * mask allows. Batch rows already sit in the cache at their slots. */
+static void attend_one(celer_context *ctx, int32_t layer, int32_t i, int32_t h, float *scores) {
+    const cm_hparams *hp = &ctx->model->hp;
+    const int32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, kvh = h / group;
+    const int32_t seq = ctx->b_seq[i], base = ctx->seq_len[seq];
+    const float *q = ctx->q + (size_t)i * (size_t)hp->n_head * hd + (size_t)h * hd;
+    float *out = ctx->att + (size_t)i * (size_t)hp->n_head * hd + (size_t)h * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int32_t end = ctx->b_slot[i] + 1; /* rows beyond the token's own slot are later batch rows */
+    const uint8_t *mask_row = ctx->b_mask + (size_t)i * (size_t)ctx->n_batch;
+    float maxv = -INFINITY;
+    for (int32_t t = 0; t < end; t++) {
+        if (t >= base && !mask_row[t - base]) {
+            scores[t] = -INFINITY;
+            continue;
+        }
+        size_t idx = kv_row_index(ctx, layer, seq, t) + (size_t)kvh * hd;
+        scores[t] = kv_dot(ctx, ctx->k_cache, idx, q, hd) * scale;
+        if (scores[t] > maxv) maxv = scores[t];
+    }
+    float sum = 0.0f;
+    for (int32_t t = 0; t < end; t++) {
+        float e = scores[t] == -INFINITY ? 0.0f : expf(scores[t] - maxv);
+        scores[t] = e;
+        sum += e;
+    }
+    memset(out, 0, (size_t)hd * sizeof(float));
+    float inv = 1.0f / sum;
+    for (int32_t t = 0; t < end; t++) {
+        if (scores[t] == 0.0f) continue;
+        size_t idx = kv_row_index(ctx, layer, seq, t) + (size_t)kvh * hd;
+        kv_axpy(ctx, ctx->v_cache, idx, scores[t] * inv, out, hd);
+    }
+}
+
+static void attention_worker(void *arg, int32_t ith, int32_t nth) {
+    const attn_region *r = arg;
+    celer_context *ctx = r->ctx;
+    const int32_t n_head = ctx->model->hp.n_head;
+    float *scores = ctx->scores + (size_t)ith * (size_t)ctx->n_ctx;
+    for (int32_t job = ith; job < r->n * n_head; job += nth)
+        attend_one(ctx, r->layer, job / n_head, job % n_head, scores);
+}
+
+/* ---------------------------------------------------------------- the forward pass */
+
+static void add_bias(float *y, const float *b, int32_t n_tok, int32_t dim) {
+    if (!b) return;
+    for (int32_t t = 0; t < n_tok; t++)
+        for (int32_t i = 0; i < dim; i++) y[(size_t)t * dim + i] += b[i];
+}
+
+static void layer_forward(celer_context *ctx, int32_t il, int32_t n) {
+    const celer_model *m = ctx->model;
+    const cm_hparams *hp = &m->hp;
+    const cm_layer *L = &m->layers[il];
+    const int32_t d = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd, kvd = ctx->kv_dim;
+
+    for (int32_t t = 0; t < n; t++)
+        rmsnorm(ctx->xb + (size_t)t * d, ctx->x + (size_t)t * d, L->attn_norm, d, hp->rms_eps);
+    const cm_matrix *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *qkv_out[3] = {ctx->q, ctx->k, ctx->v};
+    matmul_multi(ctx, ctx->xb, n, qkv, qkv_out, 3);
+    add_bias(ctx->q, L->bq, n, qd);
+    add_bias(ctx->k, L->bk, n, kvd);
+    add_bias(ctx->v, L->bv, n, kvd);
+
+    for (int32_t t = 0; t < n; t++) {
+        float *q = ctx->q + (size_t)t * qd, *k = ctx->k + (size_t)t * kvd;
+        if (L->q_norm) {
+            for (int32_t h = 0; h < hp->n_head; h++) rmsnorm(q + h * hd, q + h * hd, L->q_norm, hd, hp->rms_eps);
+            for (int32_t h = 0; h < hp->n_head_kv; h++) rmsnorm(k + h * hd, k + h * hd, L->k_norm, hd, hp->rms_eps);
+        }
+        rope(ctx, q, hp->n_head, ctx->b_pos[t]);
+        rope(ctx, k, hp->n_head_kv, ctx->b_pos[t]);
+        int32_t seq = ctx->b_seq[t];
+        size_t idx = kv_row_index(ctx, il, seq, ctx->b_slot[t]);
+        kv_store(ctx, ctx->k_cache, idx, k);
+        kv_store(ctx, ctx->v_cache, idx, ctx->v + (size_t)t * kvd);
+    }
+
+    attn_region ar = {ctx, il, n};
+    celer_pool_run(ctx->pool, attention_worker, &ar);
+
+    matmul(ctx, ctx->att, n, &L->wo, ctx->xb);
+    for (size_t i = 0; i < (size_t)n * d; i++) ctx->x[i] += ctx->xb[i];
+
+    for (int32_t t = 0; t < n; t++)
+        rmsnorm(ctx->xb + (size_t)t * d, ctx->x + (size_t)t * d, L->ffn_norm, d, hp->rms_eps);
+    const cm_matrix *gu[2] = {&L->w_gate, &L->w_up};
+    float *gu_out[2] = {ctx->hb, ctx->hb2};
+    matmul_multi(ctx, ctx->xb, n, gu, gu_out, 2);
+    for (size_t i = 0; i < (size_t)n * hp->n_ff; i++) ctx->hb[i] = silu(ctx->hb[i]) * ctx->hb2[i];
+    matmul(ctx, ctx->hb, n, &L->w_down, ctx->xb);
+    for (size_t i = 0; i < (size_t)n * d; i++) ctx->x[i] += ctx->xb[i];
+}
+
+/* Checks the batch and fills b_seq/b_pos/b_slot/b_mask; nothing in the cache changes here. */
+static celer_status prepare_batch(celer_context *ctx, const celer_batch *b, celer_error *err) {
+    const int32_t n = b->n_tokens;
+    if (n < 1 || n > ctx->n_batch)
+        return celer_fail(err, CELER_ERR_INVALID_ARG, "batch of %d tokens (allowed 1..%d)", (int)n,
+                          (int)ctx->n_batch);
+    if (!b->tokens) return celer_fail(err, CELER_ERR_INVALID_ARG, "batch without tokens");
+    int32_t added[1024] = {0};
+    int32_t *count = ctx->n_seq <= 1024 ? added : NULL;
+    if (!count) return celer_fail(err, CELER_ERR_INTERNAL, "too many sequences");
+    for (int32_t i = 0; i < n; i++) {
+        int32_t tok = b->tokens[i], seq = b->seq_id ? b->seq_id[i] : 0;
+        if (tok < 0 || tok >= ctx->model->hp.n_vocab)
+            return celer_fail(err, CELER_ERR_INVALID_ARG, "token id %d out of range (vocabulary %d)",
+                              (int)tok, (int)ctx->model->hp.n_vocab);
+        if (!seq_ok(ctx, seq))
+            return celer_fail(err, CELER_ERR_INVALID_ARG, "sequence id %d out of range (0..%d)",
+                              (int)seq, (int)ctx->n_seq - 1);
+        int32_t slot = ctx->seq_len[seq] + count[seq]++;
+        if (slot >= ctx->n_ctx)
+            return celer_fail(err, CELER_ERR_CONTEXT_FULL,
+                              "context full: sequence %d would need %d rows, capacity is %d",
+                              (int)seq, (int)slot + 1, (int)ctx->n_ctx);
+        int32_t pos = b->pos ? b->pos[i] : slot;
+        if (pos < 0) return celer_fail(err, CELER_ERR_INVALID_ARG, "negative position %d", (int)pos);
+        ctx->b_seq[i] = seq;
+        ctx->b_pos[i] = pos;
+        ctx->b_slot[i] = slot;
+    }
+    /* Effective mask, indexed by the attended token's slot offset within its sequence's new
+     * rows: row i, column (slot_j - seq_len). Self-attention is always allowed. */
+    for (int32_t i = 0; i < n; i++) {
+        uint8_t *row = ctx->b_mask + (size_t)i * (size_t)ctx->n_batch;
+        memset(row, 0, (size_t)n);
+        int32_t base = ctx->seq_len[ctx->b_seq[i]];
+        for (int32_t j = 0; j < n; j++) {
+            bool allowed = b->mask ? b->mask[(size_t)i * n + j] != 0 : j <= i;
+            if (ctx->b_seq[j] != ctx->b_seq[i]) {
+                if (b->mask && allowed)
+                    return celer_fail(err, CELER_ERR_INVALID_ARG,
+                                      "mask lets token %d (sequence %d) see token %d of sequence %d",
+                                      (int)i, (int)ctx->b_seq[i], (int)j, (int)ctx->b_seq[j]);
+                continue;
+            }
+            if (j == i) allowed = true;
+            if (allowed && ctx->b_slot[j] > ctx->b_slot[i] && b->mask)
+                return celer_fail(err, CELER_ERR_INVALID_ARG,
+                                  "mask lets token %d see a later batch token %d of its sequence",
+                                  (int)i, (int)j);
+            if (allowed) row[ctx->b_slot[j] - base] = 1;
+        }
+    }
+    return CELER_OK;
+}
+
+static celer_status prepare_outputs(celer_context *ctx, const celer_batch *b, celer_error *err) {
+    const int32_t n = b->n_tokens;
+    int32_t n_out = 0;
+    for (int32_t i = 0; i < n; i++) {
+        bool want = b->logits ? b->logits[i] != 0 : i == n - 1;
+        ctx->out_row[i] = want ? n_out : -1;
+        if (want) ctx->out_tok[n_out++] = i;
+    }
+    if (n_out > ctx->logits_cap) {
+        size_t V = (size_t)ctx->model->hp.n_vocab, D = (size_t)ctx->model->hp.n_embd;
+        float *lg = realloc(ctx->logits, (size_t)n_out * V * sizeof(float));
+        if (!lg) return celer_fail(err, CELER_ERR_NOMEM, "out of memory for logits");
+        ctx->logits = lg;
+        float *em = realloc(ctx->embd, (size_t)n_out * D * sizeof(float));
+        if (!em) return celer_fail(err, CELER_ERR_NOMEM, "out of memory for embeddings");
+        ctx->embd = em;
+        ctx->logits_cap = n_out;
+    }
+    ctx->n_out = n_out;
+    return CELER_OK;
+}
+
+celer_status celer_decode(celer_context *ctx, const celer_batch *batch, celer_error *err) {
+    if (!ctx || !batch) return celer_fail(err, CELER_ERR_INVALID_ARG, "no context or batch");
+    celer_status st = prepare_batch(ctx, batch, err);
+    if (st == CELER_OK) st = prepare_outputs(ctx, batch, err);
+    if (st != CELER_OK) {
+        ctx->n_out = 0;
+        return st;
+    }
+    const celer_model *m = ctx->model;
+    const int32_t n = batch->n_tokens, d = m->hp.n_embd;
+
+    for (int32_t t = 0; t < n; t++) {
+        const cm_matrix *e = &m->tok_embd;
+        ct_to_float(e->type, (const char *)e->data + (size_t)batch->tokens[t] * e->row_bytes,
+                    ctx->x + (size_t)t * d, d);
+    }
+    for (int32_t il = 0; il < m->hp.n_layer; il++) layer_forward(ctx, il, n);
+
+    /* Final norm and output matrix, only for the rows asked for. */
+    for (int32_t o = 0; o < ctx->n_out; o++)
+        rmsnorm(ctx->embd + (size_t)o * d, ctx->x + (size_t)ctx->out_tok[o] * d, m->output_norm, d,
+                m->hp.rms_eps);
+    for (int32_t o0 = 0; o0 < ctx->n_out; o0 += ctx->n_batch) {
+        int32_t k = ctx->n_out - o0 < ctx->n_batch ? ctx->n_out - o0 : ctx->n_batch;
+        matmul(ctx, ctx->embd + (size_t)o0 * d, k, &m->output,
+               ctx->logits + (size_t)o0 * (size_t)m->hp.n_vocab);
+    }
+
+    for (int32_t t = 0; t < n; t++) {
+        int32_t seq = ctx->b_seq[t];
+        if (ctx->b_slot[t] + 1 > ctx->seq_len[seq]) ctx->seq_len[seq] = ctx->b_slot[t] + 1;
+    }
+    return CELER_OK;
+}
+
+const float *celer_get_logits(const celer_context *ctx, int32_t i) {
+    if (!ctx || i < 0 || i >= ctx->n_batch || ctx->n_out == 0) return NULL;
+    int32_t row = ctx->out_row[i];
+    return row >= 0 && row < ctx->n_out ? ctx->logits + (size_t)row * (size_t)ctx->model->hp.n_vocab : NULL;
+}
+
+const float *celer_get_embeddings(const celer_context *ctx, int32_t i) {
+    if (!ctx || !ctx->params.embeddings || i < 0 || i >= ctx->n_batch || ctx->n_out == 0) return NULL;
+    int32_t row = ctx->out_row[i];
+    return row >= 0 && row < ctx->n_out ? ctx->embd + (size_t)row * (size_t)ctx->model->hp.n_embd : NULL;
+}

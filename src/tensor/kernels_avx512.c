@@ -1,0 +1,609 @@
+/*
+ * AVX-512 (F/BW/VL/DQ) + VNNI kernel set, "avx512-vnni". Built with ISA_AVX512 flags; only
+ * reached through dispatch.c after cpuid says the CPU has these features.
+ *
+ * Quantized mul_mat layout ("lane = group"): a 512-bit register holds 16 int32 lanes, and
+ * lane i always belongs to group i of a tile of 16 consecutive groups of one row (a group is
+ * the run of elements sharing one scale: a Q4_0/Q8_0 block, a 32-element K-quant sub-block,
+ * a 16-element Q6_K sub-block). Register W[j] lane i holds bytes 4j..4j+3 of group i, and the
+ * activations are re-laid out the same way once per call (prep_*), so
+ *     s_i += vpdpbusd(W[j], A[j])   for j < group/4
+ * leaves the exact integer dot product of group i in lane i: no horizontal reduction per
+ * block, one int->float conversion and one FMA per 16 groups and activation row. Each weight
+ * tile is decoded once into registers and applied to up to TMAX activation rows, so small
+ * batches cost little more than one row: weights are read from memory once.
+ *
+ * vpdpbusd multiplies unsigned by signed bytes, so weights are decoded as unsigned (q + off)
+ * and the offset is removed exactly in the integer domain by starting the accumulator at
+ * -off * sum(a) (computed from the activations). Q4_K/Q5_K mins are applied in float, as in
+ * the reference. Integer parts are exact; only float summation order differs from ref.c.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "core/fp16.h"
+#include "tensor/tensor.h"
+
+#define LANES 16
+#define TMAX 8       /* activation rows applied to one decoded weight tile */
+#define CHUNK_TILES 6 /* tiles of activations prepared at once (bounds the stack scratch) */
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* One tile of one activation row in lane = group layout. */
+typedef struct {
+    __m512i q[8];  /* q[j] lane i = activation bytes 4j..4j+3 of group i */
+    __m512i corr;  /* int32: -off * sum(a) of group i (0 where weights need no offset) */
+    __m512 da;     /* activation scale of group i (0 in padding lanes) */
+    __m512 dsum;   /* da * sum(a) of group i, for Q4_K/Q5_K mins */
+} atile;
+
+enum { TY_Q4_0, TY_Q8_0, TY_Q4_K, TY_Q5_K, TY_Q6_K };
+
+/* Bytes of weights per tile of 16 groups, and groups per row-element count. */
+ALWAYS_INLINE size_t tile_bytes(int ty) {
+    switch (ty) {
+    case TY_Q4_0: return 16 * sizeof(block_q4_0);
+    case TY_Q8_0: return 16 * sizeof(block_q8_0);
+    case TY_Q4_K: return 2 * sizeof(block_q4_K);
+    case TY_Q5_K: return 2 * sizeof(block_q5_K);
+    default: return sizeof(block_q6_K);
+    }
+}
+ALWAYS_INLINE int group_size(int ty) { return ty == TY_Q6_K ? 16 : 32; }
+ALWAYS_INLINE int steps(int ty) { return group_size(ty) / 4; }
+ALWAYS_INLINE int has_min(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K; }
+/* Weight blocks (as stored) per tile. */
+ALWAYS_INLINE int blocks_per_tile(int ty) {
+    return ty == TY_Q4_0 || ty == TY_Q8_0 ? 16 : ty == TY_Q6_K ? 1 : 2;
+}
+
+static inline __m512 fp16x16_to_ps(__m512i lo16_in_dwords) {
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(lo16_in_dwords));
+}
+
+/* ---------------------------------------------------------------- activation prep */
+
+/* Q8_0 activations (32-element blocks) for weights stored with offset `off` (8 or 128). */
+static void prep_q8_0(const block_q8_0 *a, int nvalid, int off_shift, atile *t) {
+    const __mmask16 m = (__mmask16)((1u << nvalid) - 1);
+    const __m512i base = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int)sizeof(block_q8_0)));
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i sum = _mm512_setzero_si512();
+    for (int j = 0; j < 8; j++) {
+        __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(2 + 4 * j));
+        __m512i q = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, a, 1);
+        t->q[j] = q;
+        sum = _mm512_dpbusd_epi32(sum, ones, q);
+    }
+    __m512i d16 = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, base, a, 1);
+    t->da = fp16x16_to_ps(_mm512_and_si512(d16, _mm512_set1_epi32(0xffff)));
+    t->corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_sll_epi32(sum, _mm_cvtsi32_si128(off_shift)));
+    t->dsum = _mm512_setzero_ps();
+}
+
+/* Q8_K activations for Q4_K/Q5_K: groups of 32, 8 per super-block, nsb = 1 or 2. */
+static void prep_q8_K_32(const block_q8_K *a, int nsb, atile *t) {
+    const __mmask16 m = nsb == 2 ? 0xffff : 0x00ff;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i sb = _mm512_srli_epi32(lane, 3);
+    const __m512i g = _mm512_and_si512(lane, _mm512_set1_epi32(7));
+    const __m512i base = _mm512_add_epi32(
+        _mm512_mullo_epi32(sb, _mm512_set1_epi32((int)sizeof(block_q8_K))),
+        _mm512_add_epi32(_mm512_slli_epi32(g, 5), _mm512_set1_epi32((int)offsetof(block_q8_K, qs))));
+    for (int j = 0; j < 8; j++) {
+        __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(4 * j));
+        t->q[j] = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, a, 1);
+    }
+    /* group sums from bsums: lane i = bsums[2g] + bsums[2g+1] of its super-block */
+    __m256i b0 = _mm256_loadu_si256((const __m256i *)a[0].bsums);
+    __m256i b1 = nsb == 2 ? _mm256_loadu_si256((const __m256i *)a[1].bsums) : _mm256_setzero_si256();
+    __m512i bs = _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);
+    __m512i sum = _mm512_madd_epi16(bs, _mm512_set1_epi16(1));
+    __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(a[0].d),
+                                    _mm512_set1_ps(nsb == 2 ? a[1].d : 0.0f));
+    t->da = d;
+    t->dsum = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sum));
+    t->corr = _mm512_setzero_si512();
+}
+
+/* Q8_K activations for Q6_K: groups of 16, one super-block per tile, offset 32. */
+static void prep_q8_K_16(const block_q8_K *a, atile *t) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i base = _mm512_add_epi32(_mm512_slli_epi32(lane, 4),
+                                          _mm512_set1_epi32((int)offsetof(block_q8_K, qs)));
+    for (int j = 0; j < 4; j++)
+        t->q[j] = _mm512_i32gather_epi32(_mm512_add_epi32(base, _mm512_set1_epi32(4 * j)), a, 1);
+    for (int j = 4; j < 8; j++) t->q[j] = _mm512_setzero_si512();
+    __m512i sum = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)a->bsums));
+    t->corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 5));
+    t->da = _mm512_set1_ps(a->d);
+    t->dsum = _mm512_setzero_ps();
+}
+
+/* Prepare tiles [tile0, tile0 + ntile) of one activation row. */
+ALWAYS_INLINE void prep_tiles(int ty, const void *act, int64_t ngroups, int64_t tile0, int ntile,
+                              atile *out) {
+    for (int c = 0; c < ntile; c++) {
+        int64_t g0 = (tile0 + c) * LANES;
+        int nvalid = (int)(ngroups - g0 < LANES ? ngroups - g0 : LANES);
+        switch (ty) {
+        case TY_Q4_0: prep_q8_0((const block_q8_0 *)act + g0, nvalid, 3, &out[c]); break;
+        case TY_Q8_0: prep_q8_0((const block_q8_0 *)act + g0, nvalid, 7, &out[c]); break;
+        case TY_Q6_K: prep_q8_K_16((const block_q8_K *)act + g0 / 16, &out[c]); break;
+        default: prep_q8_K_32((const block_q8_K *)act + g0 / 8, nvalid / 8, &out[c]); break;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- weight tile decoders */
+
+static const int32_t lane_ids[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+/* 16 Q4_0 blocks: transpose the 16x16 bytes of nibbles as 16x4 dwords with 128-bit inserts
+ * and a 4x4 dword transpose inside each 128-bit lane; then split the nibbles. */
+ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, __m512i *W, __m512 *D) {
+    __m512i z[4];
+    for (int a = 0; a < 4; a++) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)x[a].qs));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)x[a + 4].qs), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)x[a + 8].qs), 2);
+        z[a] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)x[a + 12].qs), 3);
+    }
+    __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    __m512i o[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
+                    _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+    const __m512i lo = _mm512_set1_epi8(0x0f);
+    for (int j = 0; j < 4; j++) {
+        W[j] = _mm512_and_si512(o[j], lo);
+        W[j + 4] = _mm512_and_si512(_mm512_srli_epi32(o[j], 4), lo);
+    }
+    const __m512i idx = _mm512_mullo_epi32(_mm512_loadu_si512(lane_ids),
+                                           _mm512_set1_epi32((int)sizeof(block_q4_0)));
+    *D = fp16x16_to_ps(_mm512_i32gather_epi32(idx, x, 1));
+}
+
+/* 16 Q8_0 blocks, bytes biased to unsigned (q + 128). */
+ALWAYS_INLINE void dec_q8_0(const block_q8_0 *x, __m512i *W, __m512 *D) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_loadu_si512(lane_ids),
+                                           _mm512_set1_epi32((int)sizeof(block_q8_0)));
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    for (int j = 0; j < 8; j++)
+        W[j] = _mm512_xor_si512(
+            _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(2 + 4 * j)), x, 1), bias);
+    *D = fp16x16_to_ps(_mm512_i32gather_epi32(idx, x, 1));
+}
+
+/* Scales (d*sc) and negated mins (-dmin*m) of the 8 sub-blocks of Q4_K/Q5_K super-blocks. */
+static inline void k4_scales(const uint8_t *q, float d, float dmin, float *sc, float *mn) {
+    for (int j = 0; j < 8; j++) {
+        int s, m;
+        if (j < 4) {
+            s = q[j] & 63;
+            m = q[j + 4] & 63;
+        } else {
+            s = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+            m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+        }
+        sc[j] = d * (float)s;
+        mn[j] = -dmin * (float)m;
+    }
+}
+
+/* Nibbles of Q4_K/Q5_K qs for lane = group: group g of super-block s is nibble g%2 of chunk
+ * g/2 (32 bytes). Gather the 8 chunk dwords j (ymm), duplicate each to two lanes, shift. */
+ALWAYS_INLINE __m512i k4_nibbles(const uint8_t *qs0, ptrdiff_t sb_bytes, int j) {
+    const __m256i cidx = _mm256_add_epi32(
+        _mm256_setr_epi32(0, 32, 64, 96, 0, 32, 64, 96),
+        _mm256_setr_epi32(0, 0, 0, 0, (int)sb_bytes, (int)sb_bytes, (int)sb_bytes, (int)sb_bytes));
+    __m256i c = _mm256_i32gather_epi32((const int *)(qs0 + 4 * j), cidx, 1);
+    __m512i dup = _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), _mm512_castsi256_si512(c));
+    __m512i sh = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
+    return _mm512_and_si512(_mm512_srlv_epi32(dup, sh), _mm512_set1_epi8(0x0f));
+}
+
+ALWAYS_INLINE void dec_q4_K(const block_q4_K *x, __m512i *W, __m512 *D, __m512 *M) {
+    for (int j = 0; j < 8; j++) W[j] = k4_nibbles(x[0].qs, (ptrdiff_t)sizeof(block_q4_K), j);
+    float sc[16], mn[16];
+    for (int s = 0; s < 2; s++)
+        k4_scales(x[s].scales, celer_fp16_to_fp32(x[s].d), celer_fp16_to_fp32(x[s].dmin), sc + 8 * s,
+                  mn + 8 * s);
+    *D = _mm512_loadu_ps(sc);
+    *M = _mm512_loadu_ps(mn);
+}
+
+ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, __m512i *W, __m512 *D, __m512 *M) {
+    const __m512i g = _mm512_and_si512(_mm512_loadu_si512(lane_ids), _mm512_set1_epi32(7));
+    const __m512i one = _mm512_set1_epi8(1);
+    for (int j = 0; j < 8; j++) {
+        __m512i nib = k4_nibbles(x[0].qs, (ptrdiff_t)sizeof(block_q5_K), j);
+        int32_t h0, h1;
+        memcpy(&h0, x[0].qh + 4 * j, 4);
+        memcpy(&h1, x[1].qh + 4 * j, 4);
+        __m512i h = _mm512_mask_set1_epi32(_mm512_set1_epi32(h0), 0xff00, h1);
+        h = _mm512_and_si512(_mm512_srlv_epi32(h, g), one); /* bit g of each byte */
+        W[j] = _mm512_or_si512(nib, _mm512_slli_epi32(h, 4));
+    }
+    float sc[16], mn[16];
+    for (int s = 0; s < 2; s++)
+        k4_scales(x[s].scales, celer_fp16_to_fp32(x[s].d), celer_fp16_to_fp32(x[s].dmin), sc + 8 * s,
+                  mn + 8 * s);
+    *D = _mm512_loadu_ps(sc);
+    *M = _mm512_loadu_ps(mn);
+}
+
+/* One Q6_K super-block = 16 groups of 16. Group i: half n = i/8, quarter qq = (i%8)/2,
+ * l0 = 16*(i%2); byte m: low 4 bits = nibble (qq/2) of ql[64n + 32*(qq%2) + l0 + m],
+ * high 2 bits = bits 2qq..2qq+1 of qh[32n + l0 + m]. */
+ALWAYS_INLINE void dec_q6_K(const block_q6_K *x, __m512i *W, __m512 *D) {
+    const __m512i ql_idx = _mm512_setr_epi32(0, 16, 32, 48, 0, 16, 32, 48, 64, 80, 96, 112, 64, 80,
+                                             96, 112);
+    const __m512i ql_sh = _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4);
+    const __m512i qh_idx = _mm512_setr_epi32(0, 16, 0, 16, 0, 16, 0, 16, 32, 48, 32, 48, 32, 48,
+                                             32, 48);
+    const __m512i qh_sh = _mm512_setr_epi32(0, 0, 2, 2, 4, 4, 6, 6, 0, 0, 2, 2, 4, 4, 6, 6);
+    for (int j = 0; j < 4; j++) {
+        __m512i l = _mm512_i32gather_epi32(ql_idx, x->ql + 4 * j, 1);
+        __m512i h = _mm512_i32gather_epi32(qh_idx, x->qh + 4 * j, 1);
+        l = _mm512_and_si512(_mm512_srlv_epi32(l, ql_sh), _mm512_set1_epi8(0x0f));
+        h = _mm512_and_si512(_mm512_srlv_epi32(h, qh_sh), _mm512_set1_epi8(0x03));
+        W[j] = _mm512_or_si512(l, _mm512_slli_epi32(h, 4));
+    }
+    __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)x->scales)));
+    *D = _mm512_mul_ps(sc, _mm512_set1_ps(celer_fp16_to_fp32(x->d)));
+}
+
+/* Decode tile `tile` of a weight row; a partial last tile is decoded from a zero-padded copy
+ * (zero scales make the padding contribute exactly nothing). */
+ALWAYS_INLINE void dec_tile(int ty, const char *row, int64_t tile, int64_t ngroups, __m512i *W,
+                            __m512 *D, __m512 *M) {
+    const char *src = row + tile * (int64_t)tile_bytes(ty);
+    _Alignas(64) char pad[16 * sizeof(block_q8_0)];
+    int64_t left = ngroups - tile * LANES;
+    if (left < LANES) {
+        size_t have = (size_t)left * tile_bytes(ty) / LANES;
+        memset(pad, 0, sizeof pad);
+        memcpy(pad, src, have);
+        src = pad;
+    }
+    switch (ty) {
+    case TY_Q4_0: dec_q4_0((const block_q4_0 *)src, W, D); break;
+    case TY_Q8_0: dec_q8_0((const block_q8_0 *)src, W, D); break;
+    case TY_Q4_K: dec_q4_K((const block_q4_K *)src, W, D, M); break;
+    case TY_Q5_K: dec_q5_K((const block_q5_K *)src, W, D, M); break;
+    default: dec_q6_K((const block_q6_K *)src, W, D); break;
+    }
+}
+
+/* ---------------------------------------------------------------- mul_mat driver */
+
+/* Sums of 8 accumulators (lane t of the result = sum of acc[t]). */
+ALWAYS_INLINE __m256 hsum8(const __m512 *a) {
+    __m512 b[4];
+    for (int i = 0; i < 4; i++)
+        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                             _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    __m512 c[2];
+    for (int i = 0; i < 2; i++) {
+        __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
+        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    __m512 f = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512 g = _mm512_add_ps(_mm512_shuffle_f32x4(f, f, _MM_SHUFFLE(3, 1, 2, 0)),
+                             _mm512_shuffle_f32x4(f, f, _MM_SHUFFLE(2, 0, 3, 1)));
+    return _mm512_castps512_ps256(g);
+}
+
+ALWAYS_INLINE void store_sums(const __m512 *acc, int T, float *out, int64_t ld, int64_t r,
+                              int first) {
+    float s[8];
+    if (T == 1) {
+        s[0] = _mm512_reduce_add_ps(acc[0]);
+    } else {
+        __m512 a[8];
+        for (int t = 0; t < 8; t++) a[t] = t < T ? acc[t] : _mm512_setzero_ps();
+        _mm256_storeu_ps(s, hsum8(a));
+    }
+    for (int t = 0; t < T; t++) {
+        float *o = &out[(int64_t)t * ld + r];
+        *o = first ? s[t] : *o + s[t];
+    }
+}
+
+/* Rows [r0, r1) x T activation rows over tiles [tile0, tile0 + ntile). */
+ALWAYS_INLINE void rows_q(int ty, int T, const char *w, size_t w_stride, int64_t r0, int64_t r1,
+                          int64_t ngroups, int64_t tile0, int ntile, const atile *sc, float *out,
+                          int64_t ld, int first) {
+    const int S = steps(ty);
+    for (int64_t r = r0; r < r1; r++) {
+        const char *row = w + (size_t)r * w_stride;
+        __m512 acc[TMAX];
+        for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+        for (int c = 0; c < ntile; c++) {
+            __m512i W[8];
+            __m512 D, M = _mm512_setzero_ps();
+            dec_tile(ty, row, tile0 + c, ngroups, W, &D, &M);
+            for (int t = 0; t < T; t++) {
+                const atile *a = &sc[t * CHUNK_TILES + c];
+                __m512i s = a->corr;
+                for (int j = 0; j < S; j++) s = _mm512_dpbusd_epi32(s, W[j], a->q[j]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(D, a->da), acc[t]);
+                if (has_min(ty)) acc[t] = _mm512_fmadd_ps(M, a->dsum, acc[t]);
+            }
+        }
+        store_sums(acc, T, out, ld, r, first);
+    }
+}
+
+#define ROWS_Q_T(ty, T)                                                                        \
+    rows_q(ty, T, (const char *)w, w_stride, r0, r1, ngroups, tile0, nt, scratch, out + t0 * ld, \
+           ld, tile0 == 0)
+
+ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w_stride, int64_t r0,
+                             int64_t r1, const void *restrict act, size_t act_stride, int32_t k,
+                             float *restrict out, int64_t ld) {
+    _Alignas(64) atile scratch[TMAX * CHUNK_TILES];
+    const int64_t ngroups = n / group_size(ty);
+    const int64_t ntiles = (ngroups + LANES - 1) / LANES;
+    if (r1 <= r0 || k <= 0) return;
+    for (int64_t t0 = 0; t0 < k; t0 += TMAX) {
+        const int T = (int)(k - t0 < TMAX ? k - t0 : TMAX);
+        for (int64_t tile0 = 0; tile0 < ntiles; tile0 += CHUNK_TILES) {
+            const int nt = (int)(ntiles - tile0 < CHUNK_TILES ? ntiles - tile0 : CHUNK_TILES);
+            for (int t = 0; t < T; t++)
+                prep_tiles(ty, (const char *)act + (size_t)(t0 + t) * act_stride, ngroups, tile0, nt,
+                           &scratch[t * CHUNK_TILES]);
+            switch (T) {
+            case 1: ROWS_Q_T(ty, 1); break;
+            case 2: ROWS_Q_T(ty, 2); break;
+            case 3: ROWS_Q_T(ty, 3); break;
+            case 4: ROWS_Q_T(ty, 4); break;
+            case 5: ROWS_Q_T(ty, 5); break;
+            case 6: ROWS_Q_T(ty, 6); break;
+            case 7: ROWS_Q_T(ty, 7); break;
+            default: ROWS_Q_T(ty, 8); break;
+            }
+        }
+    }
+}
+
+#define DEFINE_Q(name, ty)                                                                     \
+    static void mul_mat_##name(int64_t n, const void *restrict w, size_t w_stride, int64_t r0, \
+                               int64_t r1, const void *restrict act, size_t act_stride,        \
+                               int32_t k, float *restrict out, int64_t ld) {                   \
+        mul_mat_q(ty, n, w, w_stride, r0, r1, act, act_stride, k, out, ld);                    \
+    }                                                                                          \
+    static void vec_dot_##name(int64_t n, float *restrict s, const void *restrict x,          \
+                               const void *restrict y) {                                       \
+        mul_mat_q(ty, n, x, 0, 0, 1, y, 0, 1, s, 1);                                           \
+    }
+
+DEFINE_Q(q4_0, TY_Q4_0)
+DEFINE_Q(q8_0, TY_Q8_0)
+DEFINE_Q(q4_K, TY_Q4_K)
+DEFINE_Q(q5_K, TY_Q5_K)
+DEFINE_Q(q6_K, TY_Q6_K)
+
+/* ---------------------------------------------------------------- F32 / F16 / BF16 */
+
+enum { FT_F32, FT_F16, FT_BF16_CVT, FT_BF16_DP };
+
+/* 16 elements (masked) of a row of float type ft, as floats. */
+ALWAYS_INLINE __m512 load_f(int ft, const void *p, int64_t e, __mmask16 m) {
+    switch (ft) {
+    case FT_F32: return _mm512_maskz_loadu_ps(m, (const float *)p + e);
+    case FT_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + e));
+    default:
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + e)), 16));
+    }
+}
+
+ALWAYS_INLINE void rows_f(int ft, int T, int64_t n, const char *w, size_t w_stride, int64_t r0,
+                          int64_t r1, const char *act, size_t act_stride, float *out, int64_t ld) {
+    for (int64_t r = r0; r < r1; r++) {
+        const void *row = w + (size_t)r * w_stride;
+        __m512 acc[TMAX];
+        for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+        if (ft == FT_BF16_DP) {
+            /* vdpbf16ps: 32 bf16 pairs per instruction, products exact, fp32 accumulation */
+            for (int64_t e = 0; e < n; e += 32) {
+                __mmask32 m = n - e >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - e)) - 1);
+                __m512i wv = _mm512_maskz_loadu_epi16(m, (const uint16_t *)row + e);
+                for (int t = 0; t < T; t++) {
+                    __m512i av =
+                        _mm512_maskz_loadu_epi16(m, (const uint16_t *)(act + (size_t)t * act_stride) + e);
+                    acc[t] = _mm512_dpbf16_ps(acc[t], (__m512bh)wv, (__m512bh)av);
+                }
+            }
+        } else {
+            for (int64_t e = 0; e < n; e += 16) {
+                __mmask16 m = n - e >= 16 ? 0xffff : (__mmask16)((1u << (n - e)) - 1);
+                __m512 wv = load_f(ft, row, e, m);
+                for (int t = 0; t < T; t++)
+                    acc[t] = _mm512_fmadd_ps(wv, load_f(ft, act + (size_t)t * act_stride, e, m), acc[t]);
+            }
+        }
+        store_sums(acc, T, out, ld, r, 1);
+    }
+}
+
+#define ROWS_F_T(T)                                                                            \
+    rows_f(ft, T, n, (const char *)w, w_stride, r0, r1,                                        \
+           (const char *)act + (size_t)t0 * act_stride, act_stride, out + t0 * ld, ld)
+
+ALWAYS_INLINE void mul_mat_f(int ft, int64_t n, const void *restrict w, size_t w_stride, int64_t r0,
+                             int64_t r1, const void *restrict act, size_t act_stride, int32_t k,
+                             float *restrict out, int64_t ld) {
+    for (int64_t t0 = 0; t0 < k; t0 += TMAX) {
+        switch (k - t0 < TMAX ? k - t0 : TMAX) {
+        case 1: ROWS_F_T(1); break;
+        case 2: ROWS_F_T(2); break;
+        case 3: ROWS_F_T(3); break;
+        case 4: ROWS_F_T(4); break;
+        case 5: ROWS_F_T(5); break;
+        case 6: ROWS_F_T(6); break;
+        case 7: ROWS_F_T(7); break;
+        default: ROWS_F_T(8); break;
+        }
+    }
+}
+
+#define DEFINE_F(name, ft)                                                                     \
+    static void mul_mat_##name(int64_t n, const void *restrict w, size_t w_stride, int64_t r0, \
+                               int64_t r1, const void *restrict act, size_t act_stride,        \
+                               int32_t k, float *restrict out, int64_t ld) {                   \
+        mul_mat_f(ft, n, w, w_stride, r0, r1, act, act_stride, k, out, ld);                    \
+    }                                                                                          \
+    static void vec_dot_##name(int64_t n, float *restrict s, const void *restrict x,          \
+                               const void *restrict y) {                                       \
+        mul_mat_f(ft, n, x, 0, 0, 1, y, 0, 1, s, 1);                                           \
+    }
+
+DEFINE_F(f32, FT_F32)
+DEFINE_F(f16, FT_F16)
+DEFINE_F(bf16_cvt, FT_BF16_CVT)
+DEFINE_F(bf16_dp, FT_BF16_DP)
+
+/* ---------------------------------------------------------------- activation quantizers */
+
+/* Bit-identical to ref.c act_q8_0: d = fp16(amax/127), q = round-to-even(x * 127/amax). */
+static void act_q8_0(const float *restrict x, void *restrict dst, int64_t n) {
+    block_q8_0 *y = dst;
+    for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
+        __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        y[i].d = celer_fp32_to_fp16(amax / 127.f);
+        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        __m512 s = _mm512_set1_ps(id);
+        /* cvtps rounds to nearest even (default MXCSR); cvtsepi32 saturates to [-128, 127] */
+        _mm_storeu_si128((__m128i *)y[i].qs, _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, s))));
+        _mm_storeu_si128((__m128i *)(y[i].qs + 16),
+                         _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, s))));
+    }
+}
+
+/* Bit-identical to quantize_row_q8_K_ref (quants_ref.c). */
+static void act_q8_K(const float *restrict x, void *restrict dst, int64_t n) {
+    block_q8_K *y = dst;
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        __m512 am = _mm512_setzero_ps();
+        for (int j = 0; j < QK_K; j += 16) am = _mm512_max_ps(am, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
+        const float amax = _mm512_reduce_max_ps(am);
+        if (!(amax > 0)) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        /* the first element of largest magnitude gives the sign */
+        float max = 0;
+        const __m512 amv = _mm512_set1_ps(amax);
+        for (int j = 0; j < QK_K; j += 16) {
+            __mmask16 m = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + j)), amv, _CMP_EQ_OQ);
+            if (m) {
+                max = x[j + __builtin_ctz(m)];
+                break;
+            }
+        }
+        const float iscale = -127.f / max;
+        const __m512 s = _mm512_set1_ps(iscale);
+        for (int j = 0; j < QK_K; j += 16) {
+            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + j), s));
+            q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-128)), _mm512_set1_epi32(127));
+            _mm_storeu_si128((__m128i *)(y[i].qs + j), _mm512_cvtepi32_epi8(q));
+            y[i].bsums[j / 16] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+/* Round to nearest even like celer_fp32_to_fp16; NaNs become sign|0x7e00 as there. */
+static void act_f16(const float *restrict x, void *restrict dst, int64_t n) {
+    uint16_t *y = dst;
+    for (int64_t e = 0; e < n; e += 16) {
+        __mmask16 m = n - e >= 16 ? 0xffff : (__mmask16)((1u << (n - e)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + e);
+        __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        if (nan) {
+            __m512i sign = _mm512_and_si512(_mm512_srli_epi32(_mm512_castps_si512(v), 16),
+                                            _mm512_set1_epi32(0x8000));
+            __m256i q = _mm512_cvtepi32_epi16(_mm512_or_si512(sign, _mm512_set1_epi32(0x7e00)));
+            h = _mm256_mask_mov_epi16(h, nan, q);
+        }
+        _mm256_mask_storeu_epi16(y + e, m, h);
+    }
+}
+
+/* Same integer rounding as celer_fp32_to_bf16 (vcvtneps2bf16 would flush denormals). */
+static void act_bf16(const float *restrict x, void *restrict dst, int64_t n) {
+    uint16_t *y = dst;
+    for (int64_t e = 0; e < n; e += 16) {
+        __mmask16 m = n - e >= 16 ? 0xffff : (__mmask16)((1u << (n - e)) - 1);
+        __m512i b = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, x + e));
+        __m512i hi = _mm512_srli_epi32(b, 16);
+        __m512i r = _mm512_srli_epi32(
+            _mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                                 _mm512_and_si512(hi, _mm512_set1_epi32(1)))),
+            16);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(b, _mm512_set1_epi32(0x7fffffff)),
+                                                _mm512_set1_epi32(0x7f800000));
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, _mm512_set1_epi32(64)));
+        _mm256_mask_storeu_epi16(y + e, m, _mm512_cvtepi32_epi16(r));
+    }
+}
+
+static void act_f32(const float *restrict x, void *restrict dst, int64_t n) {
+    memcpy(dst, x, (size_t)n * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- tables */
+
+#define AVX512_TABLE(bf16)                                                                     \
+    {                                                                                          \
+        .name = "avx512-vnni",                                                                 \
+        .vec_dot =                                                                             \
+            {                                                                                  \
+                [CELER_TYPE_F32] = vec_dot_f32,                                                \
+                [CELER_TYPE_F16] = vec_dot_f16,                                                \
+                [CELER_TYPE_BF16] = vec_dot_##bf16,                                            \
+                [CELER_TYPE_Q8_0] = vec_dot_q8_0,                                              \
+                [CELER_TYPE_Q4_0] = vec_dot_q4_0,                                              \
+                [CELER_TYPE_Q4_K] = vec_dot_q4_K,                                              \
+                [CELER_TYPE_Q5_K] = vec_dot_q5_K,                                              \
+                [CELER_TYPE_Q6_K] = vec_dot_q6_K,                                              \
+            },                                                                                 \
+        .mul_mat =                                                                             \
+            {                                                                                  \
+                [CELER_TYPE_F32] = mul_mat_f32,                                                \
+                [CELER_TYPE_F16] = mul_mat_f16,                                                \
+                [CELER_TYPE_BF16] = mul_mat_##bf16,                                            \
+                [CELER_TYPE_Q8_0] = mul_mat_q8_0,                                              \
+                [CELER_TYPE_Q4_0] = mul_mat_q4_0,                                              \
+                [CELER_TYPE_Q4_K] = mul_mat_q4_K,                                              \
+                [CELER_TYPE_Q5_K] = mul_mat_q5_K,                                              \
+                [CELER_TYPE_Q6_K] = mul_mat_q6_K,                                              \
+            },                                                                                 \
+        .quantize_act = {                                                                      \
+            [CELER_TYPE_F32] = act_f32,                                                        \
+            [CELER_TYPE_F16] = act_f16,                                                        \
+            [CELER_TYPE_BF16] = act_bf16,                                                      \
+            [CELER_TYPE_Q8_0] = act_q8_0,                                                      \
+            [CELER_TYPE_Q8_K] = act_q8_K,                                                      \
+        },                                                                                     \
+    }
+
+static const ct_kernels avx512_vnni_bf16 = AVX512_TABLE(bf16_dp);
+static const ct_kernels avx512_vnni_nobf16 = AVX512_TABLE(bf16_cvt);
+
+/* For dispatch.c: the set to use on a CPU with AVX-512 F/BW/VL/DQ + VNNI; BF16 products use
+ * vdpbf16ps when the CPU also has AVX512_BF16. */
+const ct_kernels *ct_kernels_avx512_vnni(int has_bf16);
+const ct_kernels *ct_kernels_avx512_vnni(int has_bf16) {
+    return has_bf16 ? &avx512_vnni_bf16 : &avx512_vnni_nobf16;
+}

@@ -1,0 +1,282 @@
+/* SIMD kernel sets against the scalar reference (src/tensor/ref.c): mul_mat and vec_dot for
+ * every weight type at awkward lengths and every batch size 1..17, row sub-ranges, and the
+ * activation quantizers byte for byte. */
+#include <math.h>
+
+#include "core/fp16.h"
+#include "core/types.h"
+#include "tensor/tensor.h"
+#include "test.h"
+
+static uint64_t kt_rng = 0x9e3779b97f4a7c15ull;
+
+static float kt_uniform(void) { /* in [-1, 1) */
+    kt_rng ^= kt_rng << 13;
+    kt_rng ^= kt_rng >> 7;
+    kt_rng ^= kt_rng << 17;
+    return (float)((kt_rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static void kt_fill(float *x, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++) x[i] = scale * kt_uniform();
+}
+
+static const int32_t kt_weight_types[] = {CELER_TYPE_F32,  CELER_TYPE_F16,  CELER_TYPE_BF16,
+                                          CELER_TYPE_Q8_0, CELER_TYPE_Q4_0, CELER_TYPE_Q4_K,
+                                          CELER_TYPE_Q5_K, CELER_TYPE_Q6_K};
+#define KT_NTYPES ((int)(sizeof kt_weight_types / sizeof kt_weight_types[0]))
+
+/* Row lengths to test: 1, 3 and 33 blocks for 32-element blocks; 1..5 super-blocks for
+ * K-quants; odd lengths for the plain float types. */
+static int kt_lengths(int32_t type, int64_t *len) {
+    int64_t bs = celer_type_get(type)->block_size;
+    if (bs == 1) {
+        const int64_t l[] = {1, 3, 17, 33, 100, 515};
+        memcpy(len, l, sizeof l);
+        return 6;
+    }
+    if (bs == 32) {
+        len[0] = 32, len[1] = 96, len[2] = 33 * 32, len[3] = 17 * 32;
+        return 4;
+    }
+    for (int i = 0; i < 5; i++) len[i] = (i + 1) * bs;
+    return 5;
+}
+
+typedef struct {
+    int32_t type, atype;
+    int64_t n;
+    int rows, kmax;
+    size_t wrow, arow;
+    void *w, *a;         /* quantized weight rows, activation rows in the vec_dot type */
+    float *bound;        /* per (t, r): 1e-5-ish tolerance scale: sum |w*a| */
+    float *want;         /* reference results [t * rows + r] */
+} kt_case;
+
+/* Allowed |got - want| / sum|w*a| per weight type: integer dot products are exact, so only
+ * float summation order (and vdpbf16ps's fp32 pair sums) can differ. */
+static double kt_tolerance(int32_t type) {
+    (void)type;
+    return 1e-5;
+}
+
+static bool kt_case_init(kt_case *c, int32_t type, int64_t n, int rows, int kmax) {
+    memset(c, 0, sizeof *c);
+    c->type = type;
+    c->atype = ct_vec_dot_type(type);
+    c->n = n, c->rows = rows, c->kmax = kmax;
+    c->wrow = celer_row_size(type, n);
+    c->arow = celer_row_size(c->atype, n);
+    float *x = malloc(sizeof(float) * (size_t)n), *wf = malloc(sizeof(float) * (size_t)n * rows),
+          *af = malloc(sizeof(float) * (size_t)n * kmax);
+    c->w = malloc(c->wrow * rows);
+    c->a = malloc(c->arow * kmax);
+    c->bound = malloc(sizeof(float) * (size_t)rows * kmax);
+    c->want = malloc(sizeof(float) * (size_t)rows * kmax);
+    if (!x || !wf || !af || !c->w || !c->a || !c->bound || !c->want) return false;
+    const ct_kernels *ref = ct_kernels_reference();
+    for (int r = 0; r < rows; r++) {
+        /* vary magnitudes per row so scales differ between rows and blocks */
+        kt_fill(x, n, 0.05f + (float)r);
+        ct_quantize_row(type, x, (char *)c->w + c->wrow * r, n);
+        ct_to_float(type, (char *)c->w + c->wrow * r, wf + n * r, n);
+    }
+    for (int t = 0; t < kmax; t++) {
+        kt_fill(x, n, 0.5f + 0.25f * (float)t);
+        if (t % 3 == 1) x[(t * 7) % n] = 20.0f; /* an outlier, like real activations */
+        ref->quantize_act[c->atype](x, (char *)c->a + c->arow * t, n);
+        ct_to_float(c->atype, (char *)c->a + c->arow * t, af + n * t, n);
+    }
+    for (int t = 0; t < kmax; t++)
+        for (int r = 0; r < rows; r++) {
+            double s = 0;
+            for (int64_t i = 0; i < n; i++) s += fabs((double)wf[n * r + i] * af[n * t + i]);
+            c->bound[t * rows + r] = (float)s;
+            ref->vec_dot[type](n, &c->want[t * rows + r], (char *)c->w + c->wrow * r,
+                               (char *)c->a + c->arow * t);
+        }
+    free(x), free(wf), free(af);
+    return true;
+}
+
+static void kt_case_free(kt_case *c) {
+    free(c->w), free(c->a), free(c->bound), free(c->want);
+}
+
+static bool kt_close(const kt_case *c, float got, int t, int r) {
+    double want = c->want[t * c->rows + r];
+    double tol = kt_tolerance(c->type) * c->bound[t * c->rows + r] + 1e-30;
+    return isfinite(got) && fabs((double)got - want) <= tol;
+}
+
+/* mul_mat of one set for every k in 1..kmax over rows [r0, r1) of c, with ld > rows and a
+ * sentinel in every slot the call must not write. Returns the number of mismatches. */
+static int kt_check_mul_mat(const ct_kernels *ks, const kt_case *c, int r0, int r1) {
+    const int64_t ld = c->rows + 3;
+    const float sentinel = -12345.5f;
+    float *out = malloc(sizeof(float) * (size_t)ld * c->kmax);
+    int bad = 0;
+    for (int k = 1; k <= c->kmax && bad < 5; k++) {
+        for (int64_t i = 0; i < ld * c->kmax; i++) out[i] = sentinel;
+        ks->mul_mat[c->type](c->n, c->w, c->wrow, r0, r1, c->a, c->arow, k, out, ld);
+        for (int t = 0; t < c->kmax; t++)
+            for (int64_t r = 0; r < ld; r++) {
+                float got = out[t * ld + r];
+                bool inside = t < k && r >= r0 && r < r1;
+                bool ok = inside ? kt_close(c, got, t, (int)r) : got == sentinel;
+                if (!ok && bad++ < 5)
+                    test_fail_at(__FILE__, __LINE__,
+                                 "%s %s n=%lld rows [%d,%d) k=%d: out[t=%d][r=%lld] = %.9g, want %s%.9g "
+                                 "(sum|w*a| %.6g)",
+                                 ks->name, celer_type_name(c->type), (long long)c->n, r0, r1, k, t,
+                                 (long long)r, got, inside ? "" : "untouched ",
+                                 inside ? c->want[t * c->rows + r] : sentinel,
+                                 inside ? c->bound[t * c->rows + r] : 0.0f);
+            }
+    }
+    free(out);
+    return bad;
+}
+
+static int kt_sets(const ct_kernels **sets) {
+    int n = ct_kernels_available(sets, 8);
+    return n < 8 ? n : 8;
+}
+
+TEST(kernels_available_and_best) {
+    const ct_kernels *sets[8];
+    int n = kt_sets(sets);
+    REQUIRE(n >= 1);
+    CHECK(sets[0] == ct_kernels_reference());
+    const ct_kernels *best = ct_kernels_best();
+    REQUIRE(best != NULL);
+    bool listed = false;
+    for (int i = 0; i < n; i++) {
+        listed |= sets[i] == best;
+        REQUIRE(sets[i]->name != NULL);
+        for (int j = 0; j < KT_NTYPES; j++) {
+            int32_t t = kt_weight_types[j];
+            CHECKF(sets[i]->vec_dot[t] && sets[i]->mul_mat[t], "%s lacks %s", sets[i]->name,
+                   celer_type_name(t));
+            CHECK(sets[i]->quantize_act[ct_vec_dot_type(t)] != NULL);
+        }
+    }
+    CHECK(listed);
+    CHECK(ct_kernels_best() == best); /* stable: a pointer to a const table */
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw"))
+        CHECK(strcmp(best->name, "avx512-vnni") == 0);
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        CHECK(strcmp(best->name, "avx2") == 0);
+#endif
+}
+
+/* Every set, every type, awkward lengths, k = 1..17, 7 rows (not a multiple of any unroll). */
+TEST(kernels_mul_mat_vs_reference) {
+    const ct_kernels *sets[8];
+    int nsets = kt_sets(sets);
+    for (int ti = 0; ti < KT_NTYPES; ti++) {
+        int64_t len[8];
+        int nl = kt_lengths(kt_weight_types[ti], len);
+        for (int li = 0; li < nl; li++) {
+            kt_case c;
+            REQUIRE(kt_case_init(&c, kt_weight_types[ti], len[li], 7, 17));
+            for (int s = 0; s < nsets; s++) kt_check_mul_mat(sets[s], &c, 0, c.rows);
+            kt_case_free(&c);
+        }
+    }
+}
+
+/* Row sub-ranges write exactly their rows (and one-row ranges work). */
+TEST(kernels_mul_mat_subrange) {
+    const ct_kernels *sets[8];
+    int nsets = kt_sets(sets);
+    for (int ti = 0; ti < KT_NTYPES; ti++) {
+        int32_t type = kt_weight_types[ti];
+        int64_t n = celer_type_get(type)->block_size == 1 ? 77 : 2 * QK_K;
+        kt_case c;
+        REQUIRE(kt_case_init(&c, type, n, 9, 9));
+        for (int s = 0; s < nsets; s++) {
+            kt_check_mul_mat(sets[s], &c, 2, 7);
+            kt_check_mul_mat(sets[s], &c, 8, 9);
+            kt_check_mul_mat(sets[s], &c, 0, 1);
+            kt_check_mul_mat(sets[s], &c, 4, 4); /* empty: writes nothing */
+        }
+        kt_case_free(&c);
+    }
+}
+
+TEST(kernels_vec_dot_vs_reference) {
+    const ct_kernels *sets[8];
+    int nsets = kt_sets(sets);
+    for (int ti = 0; ti < KT_NTYPES; ti++) {
+        int64_t len[8];
+        int nl = kt_lengths(kt_weight_types[ti], len);
+        for (int li = 0; li < nl; li++) {
+            kt_case c;
+            REQUIRE(kt_case_init(&c, kt_weight_types[ti], len[li], 3, 2));
+            for (int s = 0; s < nsets; s++)
+                for (int r = 0; r < c.rows; r++)
+                    for (int t = 0; t < c.kmax; t++) {
+                        float got = NAN;
+                        sets[s]->vec_dot[c.type](c.n, &got, (char *)c.w + c.wrow * r,
+                                                 (char *)c.a + c.arow * t);
+                        CHECKF(kt_close(&c, got, t, r), "%s vec_dot %s n=%lld: %.9g want %.9g",
+                               sets[s]->name, celer_type_name(c.type), (long long)c.n, got,
+                               c.want[t * c.rows + r]);
+                    }
+            kt_case_free(&c);
+        }
+    }
+}
+
+/* Inputs that stress the quantizers: zeros, ties in magnitude of both signs, tiny and huge
+ * values, negative zero, and (for the float conversions) NaN and infinities. */
+static void kt_act_input(float *x, int64_t n, int variant, bool specials) {
+    kt_fill(x, n, variant == 1 ? 1e-3f : variant == 2 ? 300.0f : 2.0f);
+    if (variant == 3) {
+        for (int64_t i = 0; i < n; i++) x[i] = (float)((int)(x[i] * 8)) / 8; /* many ties */
+        if (n > 40) x[3] = 5.0f, x[40] = -5.0f;
+    }
+    if (variant == 4) memset(x, 0, sizeof(float) * (size_t)(n < 256 ? n : 256)); /* zero blocks */
+    if (variant == 5 && n > 8) {
+        x[0] = -0.0f, x[1] = 1e-40f, x[2] = -3e-39f, x[3] = 6.0e-8f, x[4] = 65519.0f;
+        x[5] = 65520.0f, x[6] = 1e6f;
+        if (specials) x[7] = NAN, x[8] = -INFINITY;
+    }
+}
+
+TEST(kernels_quantize_act_bytes_identical) {
+    const ct_kernels *sets[8];
+    int nsets = kt_sets(sets);
+    const ct_kernels *ref = ct_kernels_reference();
+    const int32_t types[] = {CELER_TYPE_F32, CELER_TYPE_F16, CELER_TYPE_BF16, CELER_TYPE_Q8_0,
+                             CELER_TYPE_Q8_K};
+    for (int ti = 0; ti < 5; ti++) {
+        int32_t type = types[ti];
+        bool q = type == CELER_TYPE_Q8_0 || type == CELER_TYPE_Q8_K;
+        int64_t bs = celer_type_get(type)->block_size;
+        const int64_t lens[] = {bs, 3 * bs, 17 * bs, q ? 5 * bs : 31};
+        for (int li = 0; li < 4; li++) {
+            int64_t n = lens[li];
+            size_t sz = celer_row_size(type, n);
+            float *x = malloc(sizeof(float) * (size_t)n);
+            unsigned char *want = malloc(sz), *got = malloc(sz);
+            REQUIRE(x && want && got);
+            for (int v = 0; v < 6; v++) {
+                kt_act_input(x, n, v, !q);
+                ref->quantize_act[type](x, want, n);
+                for (int s = 0; s < nsets; s++) {
+                    memset(got, 0xa5, sz);
+                    sets[s]->quantize_act[type](x, got, n);
+                    size_t i = 0;
+                    while (i < sz && got[i] == want[i]) i++;
+                    CHECKF(i == sz, "%s quantize_act %s n=%lld variant %d: byte %zu differs",
+                           sets[s]->name, celer_type_name(type), (long long)n, v, i);
+                }
+            }
+            free(x), free(want), free(got);
+        }
+    }
+}
