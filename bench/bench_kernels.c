@@ -26,7 +26,7 @@
 
 static double now_s(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -44,7 +44,8 @@ static bool listed(const char *list, const char *name) {
     return false;
 }
 
-/* Seconds per mul_mat call over all rows, best of a few timed runs cycling through copies. */
+/* CPU seconds of this thread (the machine is shared: wall time would count others' load)
+ * per mul_mat call over all rows, best of a few timed runs cycling through copies. */
 static double time_mul_mat(const ct_kernels *ks, int32_t type, char *const *mats, int ncopies,
                            size_t wrow, const void *act, size_t arow, int k, float *out,
                            double budget) {

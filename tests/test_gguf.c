@@ -1,7 +1,11 @@
 /* GGUF layer: writer -> reader round trips, the real files in ../shared, hostile and truncated
  * files (each malformation must give its own message), and the `celer info` command. */
 #include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/types.h"
 #include "gguf/gguf.h"
@@ -401,6 +405,41 @@ TEST(gguf_write_file_atomic) {
     CHECK(strstr(err.message, "power of two") != NULL);
     if (st == CELER_OK) free(m2);
     gguf_writer_free(w);
+}
+
+/* A write that fails half-way (file size limit: EFBIG) is reported, and neither the target
+ * nor a temporary file is left behind. Runs in a child because it lowers a process limit. */
+TEST(gguf_write_io_error) {
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/gguf_ioerr", test_tmp_dir());
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/big.gguf", dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        static float data[1024];
+        gguf_writer *w = gguf_writer_create();
+        gguf_writer_add_tensor(w, "t", CELER_TYPE_F32, 1, (int64_t[]){1024}, data, sizeof data);
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {1000, 1000};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(3);
+        celer_error err = {0};
+        celer_status st = gguf_writer_write(w, path, &err);
+        gguf_writer_free(w);
+        _exit(st == CELER_ERR_IO && strstr(err.message, "big.gguf") && strstr(err.message, "too large") ? 0 : 1);
+    }
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    DIR *dd = opendir(dir);
+    REQUIRE(dd);
+    int entries = 0;
+    struct dirent *de;
+    while ((de = readdir(dd)))
+        if (de->d_name[0] != '.') entries++;
+    closedir(dd);
+    CHECK_EQ_INT(entries, 0);
 }
 
 /* Hand-made nested arrays: [[1, 2, 3] (int32), [] (uint8), [["a", "bc"], ["d"]]]. */

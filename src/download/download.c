@@ -506,6 +506,7 @@ static celer_status download(const dl_target *t, const celer_pull_params *p,
     }
     if (p->force && x.have > 0 && ftruncate(x.fd, 0) == 0) x.have = 0;
     if (x.have > 0 && (st = hash_existing(&x, x.have, err)) != CELER_OK) goto done;
+    bool resumed = x.have > 0; /* a stale part of another version fails the digest check */
 
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc != CURLE_OK) {
@@ -559,8 +560,12 @@ static celer_status download(const dl_target *t, const celer_pull_params *p,
     if (expect && strcmp(expect, got) != 0) {
         delete_part = true;
         st = celer_fail(err, CELER_ERR_FORMAT,
-                        "SHA-256 mismatch for %s: expected %s%s, got %s; the download was deleted",
-                        t->url, expect, want_sha ? "" : " (from the server)", got);
+                        "SHA-256 mismatch for %s: expected %s%s, got %s; the download was "
+                        "deleted%s",
+                        t->url, expect, want_sha ? "" : " (from the server)", got,
+                        resumed ? " (it had resumed an older partial file: run again to fetch "
+                                  "it afresh)"
+                                : "");
         goto done;
     }
     if (fsync(x.fd) != 0) {

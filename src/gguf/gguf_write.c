@@ -159,7 +159,8 @@ celer_status gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_type t
     size_t esz = fixed_size(type);
     if (!w || !key || !value || !esz) return CELER_ERR_INVALID_ARG;
     bytes b = {0};
-    if (type == GGUF_TYPE_BOOL) put(&b, &(uint8_t){*(const bool *)value ? 1 : 0}, 1);
+    /* Bools are read as bytes: a caller's raw byte other than 0/1 must not be a bool load. */
+    if (type == GGUF_TYPE_BOOL) put(&b, &(uint8_t){*(const uint8_t *)value ? 1 : 0}, 1);
     else put(&b, value, esz);
     return set_kv(w, key, strlen(key), type, &b);
 }
@@ -200,7 +201,7 @@ celer_status gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem
     put_u32(&b, (uint32_t)elem_type);
     put_u64(&b, n);
     if (elem_type == GGUF_TYPE_BOOL) {
-        for (uint64_t i = 0; i < n; i++) put(&b, &(uint8_t){((const bool *)data)[i] ? 1 : 0}, 1);
+        for (uint64_t i = 0; i < n; i++) put(&b, &(uint8_t){((const uint8_t *)data)[i] ? 1 : 0}, 1);
     } else {
         put(&b, data, (size_t)n * esz);
     }

@@ -49,6 +49,7 @@ struct celer_context {
     uint8_t *actq[MAX_MATMUL_JOBS]; /* activations in vec_dot types */
     size_t actq_cap;                /* bytes per actq buffer */
     float *inv_freq;                /* [n_rot/2] rope inverse frequencies */
+    float *rope_cs;                 /* [n_batch][n_rot/2][2] cos, sin of each batch token's angles */
 
     /* Per-batch bookkeeping. */
     int32_t *b_seq, *b_pos, *b_slot; /* [n_batch] */
@@ -93,6 +94,7 @@ void celer_context_free(celer_context *ctx) {
     free(ctx->scores);
     for (int i = 0; i < MAX_MATMUL_JOBS; i++) free(ctx->actq[i]);
     free(ctx->inv_freq);
+    free(ctx->rope_cs);
     free(ctx->b_seq);
     free(ctx->b_pos);
     free(ctx->b_slot);
@@ -185,6 +187,7 @@ celer_status celer_context_create(const celer_model *model, const celer_context_
     ctx->actq_cap = nb * max_act_row_bytes(model);
     for (int i = 0; i < MAX_MATMUL_JOBS; i++) ctx->actq[i] = xcalloc(ctx->actq_cap, 1, &ok);
     ctx->inv_freq = xcalloc((size_t)hp->n_rot / 2, sizeof(float), &ok);
+    ctx->rope_cs = xcalloc(nb * (size_t)hp->n_rot, sizeof(float), &ok);
     ctx->b_seq = xcalloc(nb, sizeof(int32_t), &ok);
     ctx->b_pos = xcalloc(nb, sizeof(int32_t), &ok);
     ctx->b_slot = xcalloc(nb, sizeof(int32_t), &ok);
@@ -295,6 +298,15 @@ typedef struct matmul_region {
     int32_t n_tok;
 } matmul_region;
 
+/* Below this many multiply-adds a region costs more to hand out than to run, so tiny
+ * models (stories260K) run it on the calling thread. Results are identical either way. */
+#define PARALLEL_MIN_WORK 131072
+
+static void run_parallel(celer_context *ctx, celer_pool_fn fn, void *arg, int64_t work) {
+    if (work < PARALLEL_MIN_WORK) fn(arg, 0, 1);
+    else celer_pool_run(ctx->pool, fn, arg);
+}
+
 /* Each thread takes the same share of every job's rows, so the split (and every sum) is
  * independent of timing; rows are split in multiples of 4 to keep output lines whole. */
 static void matmul_worker(void *arg, int32_t ith, int32_t nth) {
@@ -317,6 +329,7 @@ static void matmul_multi(celer_context *ctx, const float *x, int32_t n, const cm
                          float *const *outs, int n_jobs) {
     const ct_kernels *K = ctx->model->kernels;
     matmul_region region = {.kernels = K, .n_jobs = n_jobs, .n_tok = n};
+    int64_t work = 0;
     int32_t done_type[MAX_MATMUL_JOBS];
     for (int j = 0; j < n_jobs; j++) {
         const cm_matrix *w = ws[j];
@@ -331,8 +344,9 @@ static void matmul_multi(celer_context *ctx, const float *x, int32_t n, const cm
                                     w->cols);
         done_type[j] = vt;
         region.jobs[j] = (matmul_job){w, ctx->actq[slot], stride, outs[j]};
+        work += w->rows * w->cols * n;
     }
-    celer_pool_run(ctx->pool, matmul_worker, &region);
+    run_parallel(ctx, matmul_worker, &region, work);
 }
 
 static void matmul(celer_context *ctx, const float *x, int32_t n, const cm_matrix *w, float *out) {
@@ -350,14 +364,28 @@ static void rmsnorm(float *out, const float *x, const float *weight, int32_t n, 
     for (int32_t i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
 }
 
-static void rope(const celer_context *ctx, float *vec, int32_t n_heads, int32_t pos) {
+/* cos/sin of every rotation angle of each batch token, computed once per pass: the same
+ * angles serve every layer and head. */
+static void rope_prepare(celer_context *ctx, int32_t n) {
+    const int32_t half = ctx->model->hp.n_rot / 2;
+    for (int32_t t = 0; t < n; t++) {
+        float *cs = ctx->rope_cs + (size_t)t * 2 * (size_t)half;
+        for (int32_t i = 0; i < half; i++) {
+            float theta = (float)ctx->b_pos[t] * ctx->inv_freq[i];
+            cs[2 * i] = cosf(theta);
+            cs[2 * i + 1] = sinf(theta);
+        }
+    }
+}
+
+static void rope(const celer_context *ctx, float *vec, int32_t n_heads, int32_t t) {
     const cm_hparams *hp = &ctx->model->hp;
     const int32_t half = hp->n_rot / 2;
+    const float *cs = ctx->rope_cs + (size_t)t * 2 * (size_t)half;
     for (int32_t h = 0; h < n_heads; h++) {
         float *v = vec + (size_t)h * (size_t)hp->head_dim;
         for (int32_t i = 0; i < half; i++) {
-            float theta = (float)pos * ctx->inv_freq[i];
-            float c = cosf(theta), s = sinf(theta);
+            float c = cs[2 * i], s = cs[2 * i + 1];
             int32_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
             float x0 = v[a], x1 = v[b];
             v[a] = x0 * c - x1 * s;
@@ -471,8 +499,8 @@ static void layer_forward(celer_context *ctx, int32_t il, int32_t n) {
             for (int32_t h = 0; h < hp->n_head; h++) rmsnorm(q + h * hd, q + h * hd, L->q_norm, hd, hp->rms_eps);
             for (int32_t h = 0; h < hp->n_head_kv; h++) rmsnorm(k + h * hd, k + h * hd, L->k_norm, hd, hp->rms_eps);
         }
-        rope(ctx, q, hp->n_head, ctx->b_pos[t]);
-        rope(ctx, k, hp->n_head_kv, ctx->b_pos[t]);
+        rope(ctx, q, hp->n_head, t);
+        rope(ctx, k, hp->n_head_kv, t);
         int32_t seq = ctx->b_seq[t];
         size_t idx = kv_row_index(ctx, il, seq, ctx->b_slot[t]);
         kv_store(ctx, ctx->k_cache, idx, k);
@@ -480,7 +508,8 @@ static void layer_forward(celer_context *ctx, int32_t il, int32_t n) {
     }
 
     attn_region ar = {ctx, il, n};
-    celer_pool_run(ctx->pool, attention_worker, &ar);
+    run_parallel(ctx, attention_worker, &ar,
+                 (int64_t)n * hp->n_head * hd * (ctx->seq_len[ctx->b_seq[n - 1]] + n));
 
     matmul(ctx, ctx->att, n, &L->wo, ctx->xb);
     for (size_t i = 0; i < (size_t)n * d; i++) ctx->x[i] += ctx->xb[i];
@@ -588,6 +617,7 @@ celer_status celer_decode(celer_context *ctx, const celer_batch *batch, celer_er
         ct_to_float(e->type, (const char *)e->data + (size_t)batch->tokens[t] * e->row_bytes,
                     ctx->x + (size_t)t * d, d);
     }
+    rope_prepare(ctx, n);
     for (int32_t il = 0; il < m->hp.n_layer; il++) layer_forward(ctx, il, n);
 
     /* Final norm and output matrix, only for the rows asked for. */

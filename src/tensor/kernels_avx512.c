@@ -72,6 +72,7 @@ static void prep_q8_0(const block_q8_0 *a, int nvalid, int off_shift, atile *t) 
         _mm512_set1_epi32((int)sizeof(block_q8_0)));
     const __m512i ones = _mm512_set1_epi8(1);
     __m512i sum = _mm512_setzero_si512();
+    #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
         __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(2 + 4 * j));
         __m512i q = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, a, 1);
@@ -93,6 +94,7 @@ static void prep_q8_K_32(const block_q8_K *a, int nsb, atile *t) {
     const __m512i base = _mm512_add_epi32(
         _mm512_mullo_epi32(sb, _mm512_set1_epi32((int)sizeof(block_q8_K))),
         _mm512_add_epi32(_mm512_slli_epi32(g, 5), _mm512_set1_epi32((int)offsetof(block_q8_K, qs))));
+    #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
         __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(4 * j));
         t->q[j] = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, a, 1);
@@ -114,6 +116,7 @@ static void prep_q8_K_16(const block_q8_K *a, atile *t) {
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i base = _mm512_add_epi32(_mm512_slli_epi32(lane, 4),
                                           _mm512_set1_epi32((int)offsetof(block_q8_K, qs)));
+    #pragma GCC unroll 8
     for (int j = 0; j < 4; j++)
         t->q[j] = _mm512_i32gather_epi32(_mm512_add_epi32(base, _mm512_set1_epi32(4 * j)), a, 1);
     for (int j = 4; j < 8; j++) t->q[j] = _mm512_setzero_si512();
@@ -146,6 +149,7 @@ static const int32_t lane_ids[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 1
  * and a 4x4 dword transpose inside each 128-bit lane; then split the nibbles. */
 ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, __m512i *W, __m512 *D) {
     __m512i z[4];
+    #pragma GCC unroll 8
     for (int a = 0; a < 4; a++) {
         __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)x[a].qs));
         v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)x[a + 4].qs), 1);
@@ -157,6 +161,7 @@ ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, __m512i *W, __m512 *D) {
     __m512i o[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
                     _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
     const __m512i lo = _mm512_set1_epi8(0x0f);
+    #pragma GCC unroll 8
     for (int j = 0; j < 4; j++) {
         W[j] = _mm512_and_si512(o[j], lo);
         W[j + 4] = _mm512_and_si512(_mm512_srli_epi32(o[j], 4), lo);
@@ -171,6 +176,7 @@ ALWAYS_INLINE void dec_q8_0(const block_q8_0 *x, __m512i *W, __m512 *D) {
     const __m512i idx = _mm512_mullo_epi32(_mm512_loadu_si512(lane_ids),
                                            _mm512_set1_epi32((int)sizeof(block_q8_0)));
     const __m512i bias = _mm512_set1_epi8((char)0x80);
+    #pragma GCC unroll 8
     for (int j = 0; j < 8; j++)
         W[j] = _mm512_xor_si512(
             _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(2 + 4 * j)), x, 1), bias);
@@ -179,6 +185,7 @@ ALWAYS_INLINE void dec_q8_0(const block_q8_0 *x, __m512i *W, __m512 *D) {
 
 /* Scales (d*sc) and negated mins (-dmin*m) of the 8 sub-blocks of Q4_K/Q5_K super-blocks. */
 static inline void k4_scales(const uint8_t *q, float d, float dmin, float *sc, float *mn) {
+    #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
         int s, m;
         if (j < 4) {
@@ -207,8 +214,10 @@ ALWAYS_INLINE __m512i k4_nibbles(const uint8_t *qs0, ptrdiff_t sb_bytes, int j) 
 }
 
 ALWAYS_INLINE void dec_q4_K(const block_q4_K *x, __m512i *W, __m512 *D, __m512 *M) {
+    #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) W[j] = k4_nibbles(x[0].qs, (ptrdiff_t)sizeof(block_q4_K), j);
     float sc[16], mn[16];
+    #pragma GCC unroll 8
     for (int s = 0; s < 2; s++)
         k4_scales(x[s].scales, celer_fp16_to_fp32(x[s].d), celer_fp16_to_fp32(x[s].dmin), sc + 8 * s,
                   mn + 8 * s);
@@ -219,6 +228,7 @@ ALWAYS_INLINE void dec_q4_K(const block_q4_K *x, __m512i *W, __m512 *D, __m512 *
 ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, __m512i *W, __m512 *D, __m512 *M) {
     const __m512i g = _mm512_and_si512(_mm512_loadu_si512(lane_ids), _mm512_set1_epi32(7));
     const __m512i one = _mm512_set1_epi8(1);
+    #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
         __m512i nib = k4_nibbles(x[0].qs, (ptrdiff_t)sizeof(block_q5_K), j);
         int32_t h0, h1;
@@ -229,6 +239,7 @@ ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, __m512i *W, __m512 *D, __m512 *
         W[j] = _mm512_or_si512(nib, _mm512_slli_epi32(h, 4));
     }
     float sc[16], mn[16];
+    #pragma GCC unroll 8
     for (int s = 0; s < 2; s++)
         k4_scales(x[s].scales, celer_fp16_to_fp32(x[s].d), celer_fp16_to_fp32(x[s].dmin), sc + 8 * s,
                   mn + 8 * s);
@@ -246,6 +257,7 @@ ALWAYS_INLINE void dec_q6_K(const block_q6_K *x, __m512i *W, __m512 *D) {
     const __m512i qh_idx = _mm512_setr_epi32(0, 16, 0, 16, 0, 16, 0, 16, 32, 48, 32, 48, 32, 48,
                                              32, 48);
     const __m512i qh_sh = _mm512_setr_epi32(0, 0, 2, 2, 4, 4, 6, 6, 0, 0, 2, 2, 4, 4, 6, 6);
+    #pragma GCC unroll 8
     for (int j = 0; j < 4; j++) {
         __m512i l = _mm512_i32gather_epi32(ql_idx, x->ql + 4 * j, 1);
         __m512i h = _mm512_i32gather_epi32(qh_idx, x->qh + 4 * j, 1);
@@ -284,10 +296,12 @@ ALWAYS_INLINE void dec_tile(int ty, const char *row, int64_t tile, int64_t ngrou
 /* Sums of 8 accumulators (lane t of the result = sum of acc[t]). */
 ALWAYS_INLINE __m256 hsum8(const __m512 *a) {
     __m512 b[4];
+    #pragma GCC unroll 8
     for (int i = 0; i < 4; i++)
         b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
                              _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
     __m512 c[2];
+    #pragma GCC unroll 8
     for (int i = 0; i < 2; i++) {
         __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
         c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
@@ -307,9 +321,11 @@ ALWAYS_INLINE void store_sums(const __m512 *acc, int T, float *out, int64_t ld, 
         s[0] = _mm512_reduce_add_ps(acc[0]);
     } else {
         __m512 a[8];
+        #pragma GCC unroll 8
         for (int t = 0; t < 8; t++) a[t] = t < T ? acc[t] : _mm512_setzero_ps();
         _mm256_storeu_ps(s, hsum8(a));
     }
+    #pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
         float *o = &out[(int64_t)t * ld + r];
         *o = first ? s[t] : *o + s[t];
@@ -324,14 +340,17 @@ ALWAYS_INLINE void rows_q(int ty, int T, const char *w, size_t w_stride, int64_t
     for (int64_t r = r0; r < r1; r++) {
         const char *row = w + (size_t)r * w_stride;
         __m512 acc[TMAX];
+        #pragma GCC unroll 8
         for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
         for (int c = 0; c < ntile; c++) {
             __m512i W[8];
             __m512 D, M = _mm512_setzero_ps();
             dec_tile(ty, row, tile0 + c, ngroups, W, &D, &M);
+            #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 const atile *a = &sc[t * CHUNK_TILES + c];
                 __m512i s = a->corr;
+                #pragma GCC unroll 8
                 for (int j = 0; j < S; j++) s = _mm512_dpbusd_epi32(s, W[j], a->q[j]);
                 acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(D, a->da), acc[t]);
                 if (has_min(ty)) acc[t] = _mm512_fmadd_ps(M, a->dsum, acc[t]);
@@ -356,6 +375,7 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
         const int T = (int)(k - t0 < TMAX ? k - t0 : TMAX);
         for (int64_t tile0 = 0; tile0 < ntiles; tile0 += CHUNK_TILES) {
             const int nt = (int)(ntiles - tile0 < CHUNK_TILES ? ntiles - tile0 : CHUNK_TILES);
+            #pragma GCC unroll 8
             for (int t = 0; t < T; t++)
                 prep_tiles(ty, (const char *)act + (size_t)(t0 + t) * act_stride, ngroups, tile0, nt,
                            &scratch[t * CHUNK_TILES]);
@@ -410,12 +430,14 @@ ALWAYS_INLINE void rows_f(int ft, int T, int64_t n, const char *w, size_t w_stri
     for (int64_t r = r0; r < r1; r++) {
         const void *row = w + (size_t)r * w_stride;
         __m512 acc[TMAX];
+        #pragma GCC unroll 8
         for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
         if (ft == FT_BF16_DP) {
             /* vdpbf16ps: 32 bf16 pairs per instruction, products exact, fp32 accumulation */
             for (int64_t e = 0; e < n; e += 32) {
                 __mmask32 m = n - e >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - e)) - 1);
                 __m512i wv = _mm512_maskz_loadu_epi16(m, (const uint16_t *)row + e);
+                #pragma GCC unroll 8
                 for (int t = 0; t < T; t++) {
                     __m512i av =
                         _mm512_maskz_loadu_epi16(m, (const uint16_t *)(act + (size_t)t * act_stride) + e);
@@ -426,6 +448,7 @@ ALWAYS_INLINE void rows_f(int ft, int T, int64_t n, const char *w, size_t w_stri
             for (int64_t e = 0; e < n; e += 16) {
                 __mmask16 m = n - e >= 16 ? 0xffff : (__mmask16)((1u << (n - e)) - 1);
                 __m512 wv = load_f(ft, row, e, m);
+                #pragma GCC unroll 8
                 for (int t = 0; t < T; t++)
                     acc[t] = _mm512_fmadd_ps(wv, load_f(ft, act + (size_t)t * act_stride, e, m), acc[t]);
             }

@@ -116,6 +116,8 @@ struct celer_vocab {
     int32_t n_eog;
 
     bool add_bos, add_eos, add_space_prefix, clean_spaces, ignore_merges;
+    /* SPM: no token has U+2581 right after another character, so words merge alone. */
+    bool spm_split_words;
 
     /* Control, user-defined and unknown tokens, longest text first (for partitioning). */
     int32_t *special_ids;

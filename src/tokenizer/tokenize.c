@@ -113,40 +113,63 @@ static bool partition(const celer_vocab *v, const char *text, size_t len, bool p
 
 /* ---------------------------------------------------------------- heap */
 
+/* A candidate merge of symbol `left` with its current right neighbour. key orders the
+ * candidates (BPE: merge rank; SPM: the token score mapped to an integer, best lowest),
+ * ties go to the leftmost pair, as in llama.cpp's priority queues. a and b let a popped
+ * candidate be recognised as stale: BPE keeps the two ids, SPM the byte size of the pair. */
 typedef struct cand {
-    float score;   /* SPM: higher first */
-    int32_t rank;  /* BPE: lower first */
-    int32_t left, right;
-    int32_t a, b;  /* BPE: ids of left and right when pushed; SPM: byte size of the pair */
+    uint32_t key;
+    int32_t left;
+    int32_t a, b;
 } cand;
 
 typedef struct heap {
     cand *v;
     size_t n, cap;
-    bool spm;
 } heap;
 
-static bool cand_before(const heap *h, const cand *x, const cand *y) {
-    if (h->spm) {
-        if (x->score != y->score) return x->score > y->score;
-    } else if (x->rank != y->rank) {
-        return x->rank < y->rank;
+static inline bool cand_before(const cand *x, const cand *y) {
+    return x->key != y->key ? x->key < y->key : x->left < y->left;
+}
+
+/* Higher scores first: map the float's bits to an unsigned order, then reverse it. */
+static uint32_t score_key(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return ~u;
+}
+
+static bool heap_reserve(heap *h, size_t n) {
+    if (n <= h->cap) return true;
+    size_t cap = h->cap ? h->cap : 64;
+    while (cap < n) cap *= 2;
+    cand *v = realloc(h->v, cap * sizeof *v);
+    if (!v) return false;
+    h->v = v;
+    h->cap = cap;
+    return true;
+}
+
+static void sift_down(heap *h, size_t i) {
+    cand c = h->v[i];
+    for (;;) {
+        size_t l = 2 * i + 1, m = l;
+        if (l >= h->n) break;
+        if (l + 1 < h->n && cand_before(&h->v[l + 1], &h->v[l])) m = l + 1;
+        if (!cand_before(&h->v[m], &c)) break;
+        h->v[i] = h->v[m];
+        i = m;
     }
-    return x->left < y->left;
+    h->v[i] = c;
 }
 
 static bool heap_push(heap *h, cand c) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        cand *v = realloc(h->v, cap * sizeof *v);
-        if (!v) return false;
-        h->v = v;
-        h->cap = cap;
-    }
+    if (h->n == h->cap && !heap_reserve(h, h->n + 1)) return false;
     size_t i = h->n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!cand_before(h, &c, &h->v[p])) break;
+        if (!cand_before(&c, &h->v[p])) break;
         h->v[i] = h->v[p];
         i = p;
     }
@@ -154,19 +177,15 @@ static bool heap_push(heap *h, cand c) {
     return true;
 }
 
+/* Restores the heap order after candidates were appended without pushing (O(n)). */
+static void heapify(heap *h) {
+    for (size_t i = h->n / 2; i-- > 0;) sift_down(h, i);
+}
+
 static cand heap_pop(heap *h) {
-    cand top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const cand *best = &last;
-        if (l < h->n && cand_before(h, &h->v[l], best)) m = l, best = &h->v[l];
-        if (r < h->n && cand_before(h, &h->v[r], best)) m = r;
-        if (m == i) break;
-        h->v[i] = h->v[m];
-        i = m;
-    }
-    if (h->n) h->v[i] = last;
+    cand top = h->v[0];
+    h->v[0] = h->v[--h->n];
+    if (h->n) sift_down(h, 0);
     return top;
 }
 
@@ -206,44 +225,52 @@ static bool sess_reserve(session *ss, size_t nsym, size_t nbuf) {
     return true;
 }
 
-static void spm_try_pair(session *ss, const char *t, int32_t l, int32_t r) {
+/* Queues the pair (l, next of l) if its text is a token. */
+static void spm_try_pair(session *ss, const char *t, int32_t l, int32_t r, bool append) {
     if (l < 0 || r < 0) return;
     uint32_t size = ss->s[l].n + ss->s[r].n;
+    if (size > (uint32_t)ss->v->max_token_len) return;
     int32_t id = ctok_find_token(ss->v, t + ss->s[l].off, size);
     if (id < 0) return;
-    cand c = {.score = ss->v->scores[id], .left = l, .right = r, .b = (int32_t)size};
-    if (!heap_push(&ss->h, c)) ss->oom = true;
+    cand c = {.key = score_key(ss->v->scores[id]), .left = l, .a = (int32_t)size};
+    if (append) ss->h.v[ss->h.n++] = c;
+    else if (!heap_push(&ss->h, c)) ss->oom = true;
 }
 
 /* Tokenizes text[0..len) (already escaped) with SentencePiece's merge rule. */
 static void spm_tokenize(session *ss, const char *t, size_t len) {
     if (len == 0) return;
-    if (len > UINT32_MAX / 2 || !sess_reserve(ss, len, 0)) {
+    if (len > UINT32_MAX / 2 || !sess_reserve(ss, len, 0) || !heap_reserve(&ss->h, len)) {
         ss->oom = true;
         return;
     }
     sym *s = ss->s;
     int32_t n = 0;
     for (size_t off = 0; off < len; n++) {
-        size_t k = ctok_utf8_len((unsigned char)t[off]);
-        if (k > len - off) k = len - off;
+        /* One symbol per UTF-8 character. llama.cpp trusts the lead byte's length; an
+         * invalid byte is a symbol of its own here, so that it cannot swallow the bytes of
+         * an escaped space (the result is the same for valid UTF-8). */
+        int32_t cp;
+        size_t k = ctok_utf8_decode((const unsigned char *)t + off, len - off, &cp);
         s[n] = (sym){.prev = n - 1, .off = (uint32_t)off, .n = (uint32_t)k};
         off += k;
         s[n].next = off == len ? -1 : n + 1;
     }
     ss->h.n = 0;
-    ss->h.spm = true;
-    for (int32_t i = 1; i < n; i++) spm_try_pair(ss, t, i - 1, i);
+    for (int32_t i = 1; i < n; i++) spm_try_pair(ss, t, i - 1, i, true);
+    heapify(&ss->h);
     while (ss->h.n && !ss->oom) {
         cand c = heap_pop(&ss->h);
-        sym *l = &s[c.left], *r = &s[c.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != (uint32_t)c.b) continue;
+        sym *l = &s[c.left];
+        if (l->n == 0 || l->next < 0) continue;
+        sym *r = &s[l->next];
+        if (l->n + r->n != (uint32_t)c.a) continue; /* one of them grew since */
         l->n += r->n;
         r->n = 0;
         l->next = r->next;
         if (r->next >= 0) s[r->next].prev = c.left;
-        spm_try_pair(ss, t, l->prev, c.left);
-        spm_try_pair(ss, t, c.left, l->next);
+        spm_try_pair(ss, t, l->prev, c.left, false);
+        spm_try_pair(ss, t, c.left, l->next, false);
     }
     const celer_vocab *v = ss->v;
     for (int32_t i = 0; i != -1; i = s[i].next) {
@@ -275,17 +302,33 @@ static void spm_fragment(session *ss, const char *text, size_t len, bool prefix)
         if (text[i] == ' ') memcpy(o + n, "\xE2\x96\x81", 3), n += 3;
         else o[n++] = text[i];
     }
-    spm_tokenize(ss, o, n);
+    if (!ss->v->spm_split_words) {
+        spm_tokenize(ss, o, n);
+        return;
+    }
+    /* No token of this vocabulary has U+2581 after another character, so no merge can
+     * cross the start of a word: merging each word on its own gives the same tokens as
+     * merging the whole text at once, in O(words * word length) instead of one big heap. */
+    size_t start = 0;
+    for (size_t i = 3; i + 3 <= n; i++) {
+        if (!memcmp(o + i, "\xE2\x96\x81", 3) && memcmp(o + i - 3, "\xE2\x96\x81", 3)) {
+            spm_tokenize(ss, o + start, i - start);
+            start = i;
+            i += 2;
+        }
+    }
+    spm_tokenize(ss, o + start, n - start);
 }
 
 /* ---------------------------------------------------------------- BPE */
 
-static void bpe_try_pair(session *ss, int32_t l, int32_t r) {
+static void bpe_try_pair(session *ss, int32_t l, int32_t r, bool append) {
     if (l < 0 || r < 0) return;
     int32_t rank, id;
     if (!ctok_merge_find(ss->v, ss->s[l].id, ss->s[r].id, &rank, &id)) return;
-    cand c = {.rank = rank, .left = l, .right = r, .a = ss->s[l].id, .b = ss->s[r].id};
-    if (!heap_push(&ss->h, c)) ss->oom = true;
+    cand c = {.key = (uint32_t)rank, .left = l, .a = ss->s[l].id, .b = ss->s[r].id};
+    if (append) ss->h.v[ss->h.n++] = c;
+    else if (!heap_push(&ss->h, c)) ss->oom = true;
 }
 
 static void bpe_emit(session *ss, int32_t id) {
@@ -320,7 +363,7 @@ static void bpe_word(session *ss, const unsigned char *w, size_t len) {
             return;
         }
     }
-    if (len > INT32_MAX / 2 || !sess_reserve(ss, len, 0)) {
+    if (len > INT32_MAX / 2 || !sess_reserve(ss, len, 0) || !heap_reserve(&ss->h, len)) {
         ss->oom = true;
         return;
     }
@@ -329,20 +372,22 @@ static void bpe_word(session *ss, const unsigned char *w, size_t len) {
     for (int32_t i = 0; i < n; i++)
         s[i] = (sym){.prev = i - 1, .next = i + 1 < n ? i + 1 : -1, .id = v->byte_id[w[i]], .n = 1};
     ss->h.n = 0;
-    ss->h.spm = false;
-    for (int32_t i = 1; i < n; i++) bpe_try_pair(ss, i - 1, i);
+    for (int32_t i = 1; i < n; i++) bpe_try_pair(ss, i - 1, i, true);
+    heapify(&ss->h);
     while (ss->h.n && !ss->oom) {
         cand c = heap_pop(&ss->h);
-        sym *l = &s[c.left], *r = &s[c.right];
-        if (!l->n || !r->n || l->id != c.a || r->id != c.b) continue;
+        sym *l = &s[c.left];
+        /* Stale unless both symbols still hold the ids the pair was made of. */
+        if (!l->n || l->next < 0 || l->id != c.a || s[l->next].id != c.b) continue;
+        sym *r = &s[l->next];
         int32_t rank, id;
         ctok_merge_find(v, c.a, c.b, &rank, &id);
         l->id = id;
         r->n = 0;
         l->next = r->next;
         if (r->next >= 0) s[r->next].prev = c.left;
-        bpe_try_pair(ss, l->prev, c.left);
-        bpe_try_pair(ss, c.left, l->next);
+        bpe_try_pair(ss, l->prev, c.left, false);
+        bpe_try_pair(ss, c.left, l->next, false);
     }
     for (int32_t i = 0; i != -1; i = s[i].next) bpe_emit(ss, s[i].id);
 }

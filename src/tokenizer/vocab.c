@@ -478,6 +478,16 @@ static celer_status finalize(celer_vocab *v, const char *model_name, const char 
             v->byte_id[b] = id;
         }
         v->nl = v->byte_id['\n'] >= 0 ? v->byte_id['\n'] : v->pad;
+        v->spm_split_words = true;
+        for (int32_t i = 0; i < v->n_tokens && v->spm_split_words; i++) {
+            const char *s = ctok_str(v, i);
+            uint32_t len = ctok_len(v, i);
+            for (uint32_t k = 3; k + 3 <= len; k++)
+                if (!memcmp(s + k, "\xE2\x96\x81", 3) && memcmp(s + k - 3, "\xE2\x96\x81", 3)) {
+                    v->spm_split_words = false;
+                    break;
+                }
+        }
     } else {
         v->nl = v->pad;
     }
