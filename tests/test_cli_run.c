@@ -158,7 +158,7 @@ TEST(cli_run_bad_model_files) {
     }
     free(data);
 
-    expect_clean_failure("/nonexistent/model.gguf", "cannot open", true);
+    expect_clean_failure("/nonexistent/model.gguf", "/nonexistent/model.gguf", true);
 }
 
 TEST(cli_run_bad_options) {

@@ -473,7 +473,7 @@ static void logsm(const float *l, int32_t n, const celer_logit_bias *b, int32_t 
 static const float *eval_prefix(fixture *f, const int32_t *prefix, int32_t n) {
     int32_t all[128];
     memcpy(all, f->prompt, (size_t)f->n_prompt * sizeof *all);
-    memcpy(all + f->n_prompt, prefix, (size_t)n * sizeof *all);
+    if (n > 0) memcpy(all + f->n_prompt, prefix, (size_t)n * sizeof *all);
     celer_kv_clear(f->ctx);
     celer_batch b = {f->n_prompt + n, all, NULL, NULL, NULL, NULL};
     celer_error err = {0};

@@ -41,8 +41,10 @@ static void print_elem(const gguf_array *a, uint64_t i, bool all) {
     double d;
     if (a->type == GGUF_TYPE_STRING && gguf_arr_str(a, i, &s)) print_str(s, all);
     else if (a->type == GGUF_TYPE_ARRAY && gguf_arr_arr(a, i, &child)) print_array(&child, all);
-    else if (a->type == GGUF_TYPE_BOOL && gguf_arr_i64(a, i, &v)) fputs(v ? "true" : "false", stdout);
-    else if ((a->type == GGUF_TYPE_FLOAT32 || a->type == GGUF_TYPE_FLOAT64) && gguf_arr_f64(a, i, &d))
+    else if (a->type == GGUF_TYPE_BOOL && gguf_arr_i64(a, i, &v))
+        fputs(v ? "true" : "false", stdout);
+    else if ((a->type == GGUF_TYPE_FLOAT32 || a->type == GGUF_TYPE_FLOAT64) &&
+             gguf_arr_f64(a, i, &d))
         printf("%.9g", d);
     else if (gguf_arr_u64(a, i, &u)) printf("%" PRIu64, u);
     else if (gguf_arr_i64(a, i, &v)) printf("%" PRId64, v);

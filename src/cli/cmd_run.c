@@ -272,6 +272,10 @@ int cmd_run(int argc, char **argv) {
     if (prc) return prc < 0 ? 0 : prc;
     char model_buf[1024], tok_buf[1024];
     resolve_paths(&o, model_buf, sizeof model_buf, tok_buf, sizeof tok_buf);
+    /* -m may name a download ("owner/repo file.gguf" or a URL): pulled on first use. */
+    char resolved[4096];
+    if (!cli_resolve_model(o.model, resolved, sizeof resolved)) return 1;
+    o.model = resolved;
 
     size_t prompt_len;
     char *prompt_text = load_prompt(&o, &prompt_len);

@@ -306,7 +306,8 @@ static celer_status index_keys(parser *ps) {
             gguf_str o = f->kv[j].key;
             if (o.len == k.len && memcmp(o.data, k.data, k.len) == 0) {
                 char name[100];
-                return celer_fail(ps->err, CELER_ERR_FORMAT, "duplicate key '%s' (kv %lld and kv %lld)",
+                return celer_fail(ps->err, CELER_ERR_FORMAT,
+                                  "duplicate key '%s' (kv %lld and kv %lld)",
                                   printable(name, sizeof name, k.data, k.len), (long long)j,
                                   (long long)i);
             }
@@ -431,7 +432,9 @@ static celer_status parse_file(gguf_file *f, celer_error *err) {
 
     /* Metadata: a counting pass sizes the element tables, a second pass fills them. */
     f->kv = calloc(n_kv ? n_kv : 1, sizeof *f->kv);
-    if (!f->kv) return celer_fail(err, CELER_ERR_NOMEM, "out of memory (%llu keys)", (unsigned long long)n_kv);
+    if (!f->kv)
+        return celer_fail(err, CELER_ERR_NOMEM, "out of memory (%llu keys)",
+                          (unsigned long long)n_kv);
     size_t kv_start = ps.pos;
     if ((st = parse_kvs(&ps))) return st;
     f->n_strs = ps.n_strs;
@@ -465,7 +468,9 @@ static celer_status parse_file(gguf_file *f, celer_error *err) {
 
     /* Tensor directory. */
     f->tensors = calloc(n_tensors ? n_tensors : 1, sizeof *f->tensors);
-    if (!f->tensors) return celer_fail(err, CELER_ERR_NOMEM, "out of memory (%llu tensors)", (unsigned long long)n_tensors);
+    if (!f->tensors)
+        return celer_fail(err, CELER_ERR_NOMEM, "out of memory (%llu tensors)",
+                          (unsigned long long)n_tensors);
     char what[200], name[100];
     for (int64_t i = 0; i < f->n_tensors; i++) {
         gguf_tensor *t = &f->tensors[i];
@@ -488,7 +493,8 @@ static celer_status parse_file(gguf_file *f, celer_error *err) {
                                   name, d, (long long)ne);
             if (ne > (uint64_t)INT64_MAX / nelem)
                 return celer_fail(err, CELER_ERR_FORMAT,
-                                  "tensor '%s': element count overflows int64 (dimension %u is %llu)",
+                                  "tensor '%s': element count overflows int64 "
+                                  "(dimension %u is %llu)",
                                   name, d, (unsigned long long)ne);
             nelem *= ne;
             t->ne[d] = (int64_t)ne;

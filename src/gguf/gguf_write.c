@@ -275,7 +275,8 @@ celer_status gguf_writer_copy_kv(gguf_writer *w, const gguf_file *f, int64_t i) 
         } else {
             ok = false;
         }
-        for (size_t k = 0; ok && k < fixed_size(t); k++) put(&b, &(uint8_t){(uint8_t)(u >> (8 * k))}, 1);
+        for (size_t k = 0; ok && k < fixed_size(t); k++)
+            put(&b, &(uint8_t){(uint8_t)(u >> (8 * k))}, 1);
     }
     if (!ok) {
         free(b.p);
@@ -295,7 +296,8 @@ celer_status gguf_writer_add_tensor(gguf_writer *w, const char *name, int32_t ty
         return CELER_ERR_INVALID_ARG;
     uint64_t nelem = 1;
     for (uint32_t d = 0; d < n_dims; d++) {
-        if (ne[d] <= 0 || (uint64_t)ne[d] > (uint64_t)INT64_MAX / nelem) return CELER_ERR_INVALID_ARG;
+        if (ne[d] <= 0 || (uint64_t)ne[d] > (uint64_t)INT64_MAX / nelem)
+            return CELER_ERR_INVALID_ARG;
         nelem *= (uint64_t)ne[d];
     }
     size_t row = celer_row_size(type, ne[0]);

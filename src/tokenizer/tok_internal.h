@@ -66,9 +66,13 @@ typedef enum ctok_pre {
 #define CTOK_MAX_REGEX 8
 
 /* Open-addressing hash table from byte strings (held in the vocab's arena) to ids. */
+typedef struct ctok_strslot {
+    uint32_t hash;
+    int32_t id; /* -1 = empty */
+} ctok_strslot;
+
 typedef struct ctok_strmap {
-    int32_t *slots; /* id or -1 */
-    uint32_t *hashes;
+    ctok_strslot *slots;
     uint32_t mask;
     uint32_t count;
 } ctok_strmap;

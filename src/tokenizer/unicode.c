@@ -78,10 +78,11 @@ uint32_t ctok_byte_to_cp(uint8_t b) {
 int ctok_cp_to_byte(uint32_t cp) {
     if (cp < 256) return byte_is_printable((int)cp) ? (int)cp : -1;
     if (cp >= 256 + 68) return -1;
+    /* The n-th non-printable byte: 0x00-0x20 (33), 0x7F-0xA0 (34), 0xAD (1). */
     uint32_t n = cp - 256;
-    for (int i = 0; i < 256; i++)
-        if (!byte_is_printable(i) && n-- == 0) return i;
-    return -1;
+    if (n < 33) return (int)n;
+    if (n < 67) return (int)(0x7F + n - 33);
+    return 0xAD;
 }
 
 /* True if s[0..k) (k >= 1, lead byte first) can still grow into a valid sequence. */

@@ -16,9 +16,18 @@
 /* ---------------------------------------------------------------- hashing */
 
 static uint32_t hash_bytes(const char *s, size_t n) {
-    /* FNV-1a over the bytes, then a final avalanche; tokens are short. */
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    /* 8 bytes at a time, multiply-xorshift mixing; tokens are short. */
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
+        s += 8, n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0x94d049bb133111ebull;
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ull;
     h ^= h >> 32;
@@ -34,13 +43,18 @@ static uint64_t mix64(uint64_t x) {
     return x;
 }
 
-static bool strmap_init(ctok_strmap *m, uint32_t n_expected) {
+/* Capacity for n entries at a load factor of at most about 2/3. */
+static uint32_t table_cap(uint32_t n) {
     uint32_t cap = 16;
-    while (cap < n_expected * 2u + 16u) cap <<= 1;
+    while (cap < n + n / 2 + 16) cap <<= 1;
+    return cap;
+}
+
+static bool strmap_init(ctok_strmap *m, uint32_t n_expected) {
+    uint32_t cap = table_cap(n_expected);
     m->slots = malloc((size_t)cap * sizeof *m->slots);
-    m->hashes = malloc((size_t)cap * sizeof *m->hashes);
-    if (!m->slots || !m->hashes) return false;
-    memset(m->slots, 0xFF, (size_t)cap * sizeof *m->slots);
+    if (!m->slots) return false;
+    for (uint32_t i = 0; i < cap; i++) m->slots[i] = (ctok_strslot){0, -1};
     m->mask = cap - 1;
     m->count = 0;
     return true;
@@ -48,7 +62,6 @@ static bool strmap_init(ctok_strmap *m, uint32_t n_expected) {
 
 static void strmap_free(ctok_strmap *m) {
     free(m->slots);
-    free(m->hashes);
     memset(m, 0, sizeof *m);
 }
 
@@ -60,9 +73,9 @@ int32_t ctok_find(const celer_vocab *v, const char *s, size_t len) {
     if (!v->map.slots) return -1;
     uint32_t h = hash_bytes(s, len);
     for (uint32_t i = h & v->map.mask;; i = (i + 1) & v->map.mask) {
-        int32_t id = v->map.slots[i];
-        if (id < 0) return -1;
-        if (v->map.hashes[i] == h && str_eq(v, id, s, len)) return id;
+        ctok_strslot e = v->map.slots[i];
+        if (e.id < 0) return -1;
+        if (e.hash == h && str_eq(v, e.id, s, len)) return e.id;
     }
 }
 
@@ -71,20 +84,19 @@ static bool strmap_grow(celer_vocab *v);
 /* Points the string's bytes at id; a later id with the same bytes replaces an earlier one
  * (llama.cpp's token_to_id[word] = i). */
 static bool strmap_put(celer_vocab *v, int32_t id) {
-    if ((v->map.count + 1) * 2 > v->map.mask + 1 && !strmap_grow(v)) return false;
+    if ((v->map.count + 1) * 3 > (v->map.mask + 1) * 2 && !strmap_grow(v)) return false;
     const char *s = ctok_str(v, id);
     size_t len = ctok_len(v, id);
     uint32_t h = hash_bytes(s, len);
     for (uint32_t i = h & v->map.mask;; i = (i + 1) & v->map.mask) {
-        int32_t cur = v->map.slots[i];
-        if (cur < 0) {
-            v->map.slots[i] = id;
-            v->map.hashes[i] = h;
+        ctok_strslot *e = &v->map.slots[i];
+        if (e->id < 0) {
+            *e = (ctok_strslot){h, id};
             v->map.count++;
             return true;
         }
-        if (v->map.hashes[i] == h && str_eq(v, cur, s, len)) {
-            v->map.slots[i] = id;
+        if (e->hash == h && str_eq(v, e->id, s, len)) {
+            e->id = id;
             return true;
         }
     }
@@ -92,19 +104,16 @@ static bool strmap_put(celer_vocab *v, int32_t id) {
 
 static bool strmap_grow(celer_vocab *v) {
     ctok_strmap old = v->map;
-    if (!strmap_init(&v->map, (old.mask + 1))) {
-        strmap_free(&v->map);
+    if (!strmap_init(&v->map, old.mask + 1)) {
         v->map = old;
         return false;
     }
     for (uint32_t i = 0; i <= old.mask; i++) {
-        int32_t id = old.slots[i];
-        if (id < 0) continue;
-        uint32_t h = old.hashes[i];
-        uint32_t j = h & v->map.mask;
-        while (v->map.slots[j] >= 0) j = (j + 1) & v->map.mask;
-        v->map.slots[j] = id;
-        v->map.hashes[j] = h;
+        ctok_strslot e = old.slots[i];
+        if (e.id < 0) continue;
+        uint32_t j = e.hash & v->map.mask;
+        while (v->map.slots[j].id >= 0) j = (j + 1) & v->map.mask;
+        v->map.slots[j] = e;
         v->map.count++;
     }
     strmap_free(&old);
@@ -150,8 +159,7 @@ static int32_t find_or_add_virtual(celer_vocab *v, const char *s, size_t len) {
 /* ---------------------------------------------------------------- merges */
 
 static bool merges_init(celer_vocab *v, uint32_t n) {
-    uint32_t cap = 16;
-    while (cap < n * 2u + 16u) cap <<= 1;
+    uint32_t cap = table_cap(n);
     v->merges = calloc(cap, sizeof *v->merges);
     if (!v->merges) return false;
     v->merge_mask = cap - 1;
@@ -196,7 +204,7 @@ static celer_vocab *vocab_new(int32_t n_tokens) {
     v->scores = calloc((size_t)n_tokens + 1, sizeof *v->scores);
     v->types = calloc((size_t)n_tokens + 1, sizeof *v->types);
     v->attrs = calloc((size_t)n_tokens + 1, sizeof *v->attrs);
-    if (!v->scores || !v->types || !v->attrs || !strmap_init(&v->map, (uint32_t)n_tokens)) {
+    if (!v->scores || !v->types || !v->attrs || !strmap_init(&v->map, (uint32_t)n_tokens + 512)) {
         celer_vocab_free(v);
         return NULL;
     }
