@@ -9,7 +9,7 @@ CELER_DATA ?= ../shared
 export CELER_DATA
 
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter
-BASEFLAGS:= -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(WARN) -pthread -fPIC
+BASEFLAGS:= -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(WARN) -pthread -fPIC -fopenmp-simd
 OPT      ?= -O2 -g
 CFLAGS_ALL = $(BASEFLAGS) $(OPT) $(EXTRA_CFLAGS)
 LDLIBS   := -lm -pthread $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)

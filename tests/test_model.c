@@ -486,3 +486,79 @@ TEST(model_convert_llama2c_matches_gguf) {
     celer_vocab_free(v1);
     celer_vocab_free(v2);
 }
+
+/* ---------------------------------------------------------------- rope variants */
+
+#include "gguf/gguf.h"
+
+/* Copies src to dst, adding rope frequency factors (all equal to `factor`, as Llama 3.1+
+ * files carry in rope_freqs.weight) or a linear rope scaling key. */
+static bool write_rope_variant(const char *src, const char *dst, float freq_factor, float linear) {
+    gguf_file *f = NULL;
+    celer_error err;
+    if (gguf_open(src, &f, &err) != CELER_OK) return false;
+    gguf_writer *w = gguf_writer_create();
+    for (int64_t i = 0; i < gguf_n_kv(f); i++) gguf_writer_copy_kv(w, f, i);
+    if (linear > 0) {
+        gguf_writer_set_str(w, "llama.rope.scaling.type", "linear");
+        gguf_writer_set_f32(w, "llama.rope.scaling.factor", linear);
+    }
+    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.data);
+        gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, t->size);
+    }
+    float factors[32];
+    int64_t ne[1] = {32};
+    for (int i = 0; i < 32; i++) factors[i] = freq_factor;
+    if (freq_factor > 0) gguf_writer_add_tensor(w, "rope_freqs.weight", CELER_TYPE_F32, 1, ne, factors, sizeof factors);
+    bool ok = gguf_writer_write(w, dst, &err) == CELER_OK;
+    gguf_writer_free(w);
+    gguf_close(f);
+    return ok;
+}
+
+static bool logits_of(const char *path, float *out /* [12][V] */) {
+    loaded l;
+    if (!load_with(&l, path, NULL, 64, 1, 16, 1, false, CELER_KV_F32)) return false;
+    uint8_t want[12];
+    memset(want, 1, sizeof want);
+    celer_batch b = {.n_tokens = 12, .tokens = some_tokens, .logits = want};
+    celer_error err;
+    bool ok = celer_decode(l.ctx, &b, &err) == CELER_OK;
+    for (int i = 0; ok && i < 12; i++) memcpy(out + (size_t)i * 512, celer_get_logits(l.ctx, i), 512 * 4);
+    unload(&l);
+    return ok;
+}
+
+TEST(model_rope_freq_factors_and_linear_scaling) {
+    const char *src = test_data_path("reference/ref-llama-F32.gguf");
+    if (!test_file_exists(src)) {
+        test_skip("reference model missing");
+        return;
+    }
+    char ones[512], twos[512], lin[512];
+    snprintf(ones, sizeof ones, "%s/rope-ones.gguf", test_tmp_dir());
+    snprintf(twos, sizeof twos, "%s/rope-twos.gguf", test_tmp_dir());
+    snprintf(lin, sizeof lin, "%s/rope-linear2.gguf", test_tmp_dir());
+    REQUIRE(write_rope_variant(src, ones, 1.0f, 0) && write_rope_variant(src, twos, 2.0f, 0) &&
+            write_rope_variant(src, lin, 0, 2.0f));
+    float *a = malloc(12 * 512 * 4), *b = malloc(12 * 512 * 4), *c = malloc(12 * 512 * 4), *d = malloc(12 * 512 * 4);
+    REQUIRE(a && b && c && d);
+    REQUIRE(logits_of(src, a) && logits_of(ones, b) && logits_of(twos, c) && logits_of(lin, d));
+    /* Factors of 1 change nothing; factors of 2 equal linear scaling by 2 and differ from plain. */
+    CHECK(memcmp(a, b, 12 * 512 * 4) == 0);
+    double same = 0, diff = 0;
+    for (int i = 1; i < 12; i++) {
+        double e1 = row_rel_err(c + i * 512, d + i * 512, 512), e2 = row_rel_err(c + i * 512, a + i * 512, 512);
+        if (e1 > same) same = e1;
+        if (e2 > diff) diff = e2;
+    }
+    CHECKF(same < 1e-6, "freq factors 2 vs linear scaling 2 differ by %.3g", same);
+    CHECKF(diff > 1e-4, "rope scaling had no effect (%.3g)", diff);
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+}

@@ -407,6 +407,7 @@ static float kv_dot(const celer_context *ctx, const void *cache, size_t index, c
     float s = 0.0f;
     if (ctx->kv_elem == 4) {
         const float *k = (const float *)cache + index;
+#pragma omp simd reduction(+ : s)
         for (int32_t i = 0; i < n; i++) s += q[i] * k[i];
     } else {
         const uint16_t *k = (const uint16_t *)cache + index;

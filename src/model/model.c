@@ -351,3 +351,14 @@ celer_status cm_model_from_gguf(gguf_file *f, const celer_model_params *params, 
                           celer_vocab_n_tokens(m->vocab), hp->n_vocab);
     return CELER_OK;
 }
+
+int32_t celer_model_meta_str(const celer_model *m, const char *key, char *buf, size_t cap) {
+    gguf_str v;
+    if (!m || !key || !m->gguf || !gguf_get_str(m->gguf, key, &v) || v.len > INT32_MAX) return -1;
+    if (cap > 0 && buf) {
+        size_t n = v.len < cap - 1 ? (size_t)v.len : cap - 1;
+        memcpy(buf, v.data, n);
+        buf[n] = 0;
+    }
+    return (int32_t)v.len;
+}
