@@ -507,6 +507,9 @@ typedef struct celer_generate_params {
     int32_t max_tokens;        /* tokens to generate at most; -1 = until the context is full */
     uint64_t seed;             /* for sample */
     bool ignore_eog;           /* keep going past end-of-generation tokens */
+    const int32_t *extra_eog;  /* more tokens that end generation (e.g. BOS for llama2.c
+                                  stories models, which separate stories with BOS) */
+    int32_t n_extra_eog;
     const char *const *stop;   /* stop strings */
     int32_t n_stop;
     const celer_logit_bias *logit_bias; /* added to the logits before every method */

@@ -188,3 +188,59 @@ TEST(cli_run_bad_options) {
     CHECKF(rc != 0 && out && strstr(out, "does not fit the context"), "exit %d: %s", rc, out ? out : "");
     free(out);
 }
+
+TEST(cli_run_methods_and_invalid_method_options) {
+    if (!have_data()) return;
+    struct {
+        const char *args, *needle;
+    } bad[] = {
+        {"--method sample --temp -0.5", "temperature"},
+        {"--method sample --top-p 1.5", "top_p must be in [0, 1]"},
+        {"--method beam --beam 0", "beam width"},
+        {"--method nucleus", "unknown decoding method"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char cmd[2048], *out = NULL;
+        snprintf(cmd, sizeof cmd, "%s run -m %s -p hi %s", test_celer_bin(), stories_gguf(), bad[i].args);
+        int rc = test_run_cmd(cmd, &out, true);
+        CHECKF(rc != 0 && out && strstr(out, bad[i].needle), "'%s': exit %d, output %s", bad[i].args, rc,
+               out ? out : "");
+        free(out);
+    }
+    /* Every method runs from the CLI and reports itself in the JSON. */
+    const char *methods[] = {"greedy", "sample", "beam", "fsd", "fsd-vec", "momentum", "contrastive"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        char cmd[2048], *out = NULL, got[64];
+        snprintf(cmd, sizeof cmd, "%s run -m %s -p 'Once upon a time' -n 12 --json --method %s", test_celer_bin(),
+                 stories_gguf(), methods[i]);
+        int rc = test_run_cmd(cmd, &out, false);
+        CHECKF(rc == 0 && out && tu_json_string(out, "method", got, sizeof got) && !strcmp(got, methods[i]),
+               "method %s: exit %d: %s", methods[i], rc, out ? out : "");
+        int32_t ids[64];
+        CHECK(out && tu_json_int_array(out, "output_ids", ids, 64) == 12);
+        free(out);
+    }
+    char cmd[2048], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s run -m %s -p 'Once upon a time' -n 30 --json --method constrained --beam 4 --constraint 'ball'",
+             test_celer_bin(), stories_gguf());
+    CHECK_EQ_INT(test_run_cmd(cmd, &out, false), 0);
+    char text[4096];
+    CHECKF(out && tu_json_string(out, "text", text, sizeof text) && strstr(text, "ball"), "constraint missing: %s",
+           out ? out : "");
+    free(out);
+}
+
+TEST(cli_run_chat) {
+    if (!have_data()) return;
+    char cmd[2048], *out = NULL;
+    /* stories260K has no chat template: a clear error unless one is named. */
+    snprintf(cmd, sizeof cmd, "echo hello | %s run -m %s --chat -n 8", test_celer_bin(), stories_gguf());
+    int rc = test_run_cmd(cmd, &out, true);
+    CHECKF(rc != 0 && out && strstr(out, "--chat-template"), "exit %d: %s", rc, out ? out : "");
+    free(out);
+    snprintf(cmd, sizeof cmd, "printf 'Once upon a time\\nThe end\\n' | %s run -m %s --chat --chat-template chatml -n 8",
+             test_celer_bin(), stories_gguf());
+    rc = test_run_cmd(cmd, &out, true);
+    CHECKF(rc == 0 && out && strlen(out) > 8, "exit %d: %s", rc, out ? out : "");
+    free(out);
+}

@@ -481,6 +481,37 @@ static const float *eval_prefix(fixture *f, const int32_t *prefix, int32_t n) {
     return celer_get_logits(f->ctx, f->n_prompt + n - 1);
 }
 
+/* Re-evaluates prompt + output from scratch in one sequence and checks every reported
+ * log-probability: catches a beam that ran on the wrong KV cache. */
+static void check_logprobs(fixture *f, const celer_generate_result *r) {
+    int32_t V = celer_model_n_vocab(f->model);
+    int32_t all[512], n = f->n_prompt + r->n_tokens;
+    REQUIRE(n <= 512);
+    memcpy(all, f->prompt, (size_t)f->n_prompt * sizeof *all);
+    memcpy(all + f->n_prompt, r->tokens, (size_t)r->n_tokens * sizeof *all);
+    uint8_t want[128];
+    memset(want, 1, sizeof want);
+    double *lp = malloc((size_t)V * sizeof *lp);
+    celer_kv_clear(f->ctx);
+    for (int32_t off = 0; off < n; off += 128) { /* chunks within the context's n_batch */
+        int32_t m = n - off < 128 ? n - off : 128;
+        celer_batch b = {m, all + off, NULL, NULL, NULL, want};
+        celer_error err = {0};
+        if (celer_decode(f->ctx, &b, &err) != CELER_OK) {
+            test_fail_at(__FILE__, __LINE__, "decode: %s", err.message);
+            break;
+        }
+        for (int32_t i = 0; i < m; i++) {
+            int32_t at = off + i + 1 - f->n_prompt; /* output token predicted by this row */
+            if (at < 0 || at >= r->n_tokens) continue;
+            logsm(celer_get_logits(f->ctx, i), V, NULL, 0, lp);
+            CHECKF(fabs(lp[r->tokens[at]] - r->logprobs[at]) < 1e-3,
+                   "token %d: log p %g, reported %g", at, lp[r->tokens[at]], (double)r->logprobs[at]);
+        }
+    }
+    free(lp);
+}
+
 TEST(decode_model_beam_equals_exhaustive) {
     /* Candidates restricted (logit bias -inf elsewhere) to the 6 most likely first tokens
      * that are not end-of-generation; 3 steps. Beam width 36 = 6^2 keeps every prefix, so it
@@ -640,7 +671,7 @@ TEST(decode_model_beam_matches_reference_and_patience) {
     p.max_tokens = 12;
     p.patience = 1.0f;
     fixture f;
-    if (!fx_open(&f, &p, 1, 64, "Once upon a time")) return;
+    if (!fx_open(&f, &p, 1, 320, "Once upon a time")) return;
     int32_t want[32], n_want = 0;
     double ref = ref_beam(&f, 3, 12, want, &n_want);
     celer_generate_result r;
@@ -650,25 +681,42 @@ TEST(decode_model_beam_matches_reference_and_patience) {
     for (int32_t i = 0; i < r.n_tokens && i < n_want; i++) CHECK_EQ_INT(r.tokens[i], want[i]);
     celer_generate_result_free(&r);
 
-    /* Patience: more finished candidates can only improve the best (Kasai et al.). */
+    /* Patience: more finished candidates can only improve the best (Kasai et al.). To make
+     * hypotheses finish often, a period ends one (sentence-level generation). */
+    int32_t dot[8];
+    int32_t nd = celer_tokenize(f.vocab, "Hi.", 3, dot, 8, false, false);
+    REQUIRE(nd > 0);
+    char piece[8];
+    REQUIRE(celer_token_to_piece(f.vocab, dot[nd - 1], piece, 8, false) == 1 && piece[0] == '.');
+    p.extra_eog = &dot[nd - 1];
+    p.n_extra_eog = 1;
+    int32_t most_fin = 0;
     const float pats[5] = {0.34f, 1.0f, 2.0f, 3.0f, 6.0f};
-    const char *prompts[3] = {"Once upon a time", "Tom and his dog", "The sun was shining"};
+    /* Prompts whose greedy story ends (with BOS) within 200 tokens. */
+    const char *prompts[3] = {"Sara had a small box of crayons.",
+                              "The little cat wanted to climb the tall tree.",
+                              "One day, a little girl named Lily found a needle in her room."};
     for (int q = 0; q < 3; q++) {
         f.n_prompt = celer_tokenize(f.vocab, prompts[q], strlen(prompts[q]), f.prompt, 64, true, false);
         double prev = -INFINITY;
         int32_t prev_fin = 0;
+        p.beam_width = 3;
         for (int i = 0; i < 5; i++) {
             p.patience = pats[i];
-            p.max_tokens = 40;
+            p.max_tokens = 60;
             REQUIRE(gen(&f, &p, &r) == CELER_OK);
             CHECKF(r.score >= prev - 1e-9, "prompt %d patience %g: %g < %g", q, (double)pats[i],
                    r.score, prev);
             CHECK(r.n_finished >= prev_fin);
             prev = r.score;
             prev_fin = r.n_finished;
+            check_logprobs(&f, &r);
             celer_generate_result_free(&r);
         }
+        /* Patience 6 with width 3 waits for 18 finished hypotheses (or the length limit). */
+        most_fin = prev_fin > most_fin ? prev_fin : most_fin;
     }
+    CHECKF(most_fin > 3, "patience had no effect: at most %d finished", most_fin);
     fx_free(&f);
 }
 
@@ -709,6 +757,7 @@ TEST(decode_model_constrained) {
             CHECKF(contains(&r, ph, n), "set %d: output '%s' lacks '%s'", s, r.text, sets[s][k]);
             CHECKF(strstr(r.text, sets[s][k]) != NULL, "text '%s' lacks '%s'", r.text, sets[s][k]);
         }
+        check_logprobs(&f, &r);
         celer_generate_result_free(&r);
     }
     /* Impossible within the length: a clear error. */

@@ -289,7 +289,7 @@ static celer_status tokenize_constraints(beam_run *r, celer_error *err) {
         if (r->phr_len[k] != n)
             return celer_fail(err, CELER_ERR_INTERNAL, "tokenizing constraint '%s' failed", s);
         for (int32_t i = 0; i < n; i++)
-            if (celer_vocab_is_eog(r->g->vocab, r->phr[k][i]) && !p->ignore_eog)
+            if (cdec_is_eog(r->g, r->phr[k][i]))
                 return celer_fail(err, CELER_ERR_INVALID_ARG,
                                   "constraint '%s' contains an end-of-generation token", s);
         r->total_cons += n;
@@ -433,7 +433,7 @@ static celer_status search(beam_run *r, celer_error *err) {
         int32_t n_kept = 0;
         for (int32_t i = 0; i < n; i++) {
             const cand *c = &r->cands[i];
-            bool eog = !p->ignore_eog && celer_vocab_is_eog(g->vocab, c->tok);
+            bool eog = cdec_is_eog(g, c->tok);
             if (!eog) {
                 kept[n_kept++] = *c;
                 continue;
@@ -496,7 +496,8 @@ celer_status cdec_run_beam(cdec_gen *g, celer_error *err) {
     memset(&r, 0, sizeof r);
     r.g = g;
     r.B = g->p->beam_width;
-    r.max_len = g->max_tokens;
+    /* Every beam needs its cache rows: never past the context. */
+    r.max_len = g->max_tokens < g->n_ctx - g->n_seq ? g->max_tokens : g->n_ctx - g->n_seq;
     celer_status st = tokenize_constraints(&r, err);
     if (st == CELER_OK) st = alloc_hyps(&r, &r.live, err);
     if (st == CELER_OK) st = alloc_hyps(&r, &r.next, err);
@@ -520,7 +521,8 @@ celer_status cdec_run_beam(cdec_gen *g, celer_error *err) {
         bool go = true;
         for (int32_t i = 0; i < f->len && go; i++) go = cdec_emit(g, f->toks[i], f->lps[i]);
         if (go && g->stop == CELER_STOP_NONE)
-            g->stop = f->eog ? CELER_STOP_EOG : CELER_STOP_MAX_TOKENS;
+            g->stop = f->eog ? CELER_STOP_EOG
+                      : f->len < g->max_tokens ? CELER_STOP_CONTEXT_FULL : CELER_STOP_MAX_TOKENS;
     }
     for (int32_t i = 0; i < r.n_fins; i++) {
         free(r.fins[i].toks);

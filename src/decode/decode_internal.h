@@ -41,6 +41,10 @@ struct cdec_gen {
     double t_start, t_prompt, t_first;
 };
 
+/* End of generation: the vocabulary's EOG tokens and params->extra_eog (never with
+ * params->ignore_eog). */
+bool cdec_is_eog(const cdec_gen *g, int32_t token);
+
 /* Adds the logit bias of the params to logits[n_vocab]. */
 void cdec_apply_bias(const cdec_gen *g, float *logits);
 

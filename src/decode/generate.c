@@ -106,6 +106,9 @@ celer_status celer_generate_validate(const celer_generate_params *p, celer_error
             return celer_fail(err, CELER_ERR_INVALID_ARG, "stop string %d is empty", i);
     if (p->n_logit_bias < 0 || (p->n_logit_bias > 0 && !p->logit_bias))
         return celer_fail(err, CELER_ERR_INVALID_ARG, "logit bias: bad count %d", p->n_logit_bias);
+    if (p->n_extra_eog < 0 || (p->n_extra_eog > 0 && !p->extra_eog))
+        return celer_fail(err, CELER_ERR_INVALID_ARG, "extra EOG tokens: bad count %d",
+                          p->n_extra_eog);
     if (p->n_batch < 1)
         return celer_fail(err, CELER_ERR_INVALID_ARG, "n_batch must be >= 1, got %d", p->n_batch);
     switch (p->method) {
@@ -251,9 +254,16 @@ static bool deliver(cdec_gen *g, int32_t token, size_t upto, float logprob) {
     return go;
 }
 
+bool cdec_is_eog(const cdec_gen *g, int32_t token) {
+    if (g->p->ignore_eog) return false;
+    for (int32_t i = 0; i < g->p->n_extra_eog; i++)
+        if (g->p->extra_eog[i] == token) return true;
+    return celer_vocab_is_eog(g->vocab, token);
+}
+
 bool cdec_emit(cdec_gen *g, int32_t token, float logprob) {
     if (g->n_out == 0) g->t_first = now_s();
-    if (!g->p->ignore_eog && celer_vocab_is_eog(g->vocab, token)) {
+    if (cdec_is_eog(g, token)) {
         g->stop = CELER_STOP_EOG;
         return false;
     }
