@@ -347,6 +347,10 @@ TEST(decode_model_prompt_longer_than_context) {
           CELER_ERR_CONTEXT_FULL);
     CHECK(strstr(err.message, "prompt has") && strstr(err.message, "context holds 8"));
     CHECK(r.tokens == NULL);
+    /* stories260K has no chat template: a clear error naming the way out. */
+    celer_chat_format fmt;
+    CHECK(celer_chat_detect_model(f.model, &fmt, &err) == CELER_ERR_NOT_FOUND);
+    CHECK(strstr(err.message, "no chat template") != NULL);
     fx_free(&f);
 }
 

@@ -39,6 +39,7 @@ static const char usage_text[] =
     "  --pp N          prompt-processing batch (default 512)\n"
     "  --prefix N      context before the batch-cost passes (default 128)\n"
     "  --kv f16|f32    KV cache type (default f16, as llama.cpp)\n"
+    "  --bw-mib N      buffer of the bandwidth test (default 1024 MiB: beyond any cache)\n"
     "  --reference     plain scalar reference kernels\n";
 
 typedef struct bench_opts {
@@ -46,7 +47,7 @@ typedef struct bench_opts {
     bool json, reference;
     int32_t threads[MAX_THREADS_LIST];
     int32_t n_threads_list;
-    int32_t reps, n_prompt, n_gen, n_pp, n_prefix;
+    int32_t reps, n_prompt, n_gen, n_pp, n_prefix, bw_mib;
     celer_kv_type kv;
 } bench_opts;
 
@@ -217,11 +218,11 @@ static void bw_read(void *arg, int32_t ith, int32_t nth) {
     }
 }
 
-/* Reads a 1 GiB buffer (beyond any last-level cache) several times with n_threads threads.
+/* Reads a large buffer (1 GiB by default, beyond any last-level cache) several times.
  * *wall: best wall-clock rate, GB/s; *cpu: best rate counting only the time the threads ran
  * (other tenants' preemption left out). */
-static void measure_bandwidth(int32_t n_threads, double *wall, double *cpu) {
-    const size_t bytes = (size_t)1 << 30;
+static void measure_bandwidth(int32_t n_threads, size_t mib, double *wall, double *cpu) {
+    const size_t bytes = mib << 20;
     bw_vec *buf = aligned_alloc(64, bytes);
     celer_pool *pool = celer_pool_create(n_threads);
     *wall = *cpu = 0.0;
@@ -400,6 +401,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     o->n_gen = 64;
     o->n_pp = 512;
     o->n_prefix = 128;
+    o->bw_mib = 1024;
     o->kv = CELER_KV_F16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -435,7 +437,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             else if (!strcmp(k, "f32")) o->kv = CELER_KV_F32;
             else return cli_error("invalid KV type '%s' (f16 or f32)", k);
         } else if (!strcmp(a, "--reps") || !strcmp(a, "--prompt") || !strcmp(a, "--gen") ||
-                   !strcmp(a, "--pp") || !strcmp(a, "--prefix")) {
+                   !strcmp(a, "--pp") || !strcmp(a, "--prefix") || !strcmp(a, "--bw-mib")) {
             const int64_t hi = !strcmp(a, "--reps") ? 64 : 8192;
             if (i + 1 >= argc) return cli_error("%s needs a number", a);
             if (!cli_parse_i64(argv[++i], &v) || v < 1 || v > hi)
@@ -444,6 +446,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
                            : !strcmp(a, "--prompt") ? &o->n_prompt
                            : !strcmp(a, "--gen")    ? &o->n_gen
                            : !strcmp(a, "--pp")     ? &o->n_pp
+                           : !strcmp(a, "--bw-mib") ? &o->bw_mib
                                                     : &o->n_prefix;
             *dst = (int32_t)v;
         } else
@@ -514,8 +517,8 @@ int cmd_bench(int argc, char **argv) {
     for (int32_t i = 0; i < MAX_THREADS_LIST; i++) celer_context_free(ctxs[i]);
     if (ok) {
         fprintf(stderr, "celer: measuring memory bandwidth...\n");
-        measure_bandwidth(1, &r.bw_1t, &r.bw_1t_cpu);
-        if (max_threads > 1) measure_bandwidth(max_threads, &r.bw_nt, &r.bw_nt_cpu);
+        measure_bandwidth(1, (size_t)o.bw_mib, &r.bw_1t, &r.bw_1t_cpu);
+        if (max_threads > 1) measure_bandwidth(max_threads, (size_t)o.bw_mib, &r.bw_nt, &r.bw_nt_cpu);
         else r.bw_nt = r.bw_1t, r.bw_nt_cpu = r.bw_1t_cpu;
         if (o.json) print_json(&o, model, &r, max_threads);
         else print_report(&o, model, &r, max_threads);

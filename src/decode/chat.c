@@ -8,10 +8,6 @@
 #include "core/error.h"
 #include "decode/decode.h"
 
-/* celer_model_meta_str belongs to the model layer; until it lands there, a weak reference keeps
- * the library linkable and celer_chat_detect_model reports it missing. */
-#pragma weak celer_model_meta_str
-
 static const char *const chat_names[] = {"chatml", "llama2", "llama3", "mistral",
                                          "phi3",   "gemma",  "zephyr"};
 #define N_CHAT ((int)(sizeof chat_names / sizeof chat_names[0]))
@@ -61,8 +57,6 @@ celer_status celer_chat_detect(const char *t, celer_chat_format *out, celer_erro
 celer_status celer_chat_detect_model(const celer_model *model, celer_chat_format *out,
                                      celer_error *err) {
     if (!model) return celer_fail(err, CELER_ERR_INVALID_ARG, "chat template: no model");
-    if (!celer_model_meta_str)
-        return celer_fail(err, CELER_ERR_UNSUPPORTED, "model metadata access is not built in");
     int32_t n = celer_model_meta_str(model, "tokenizer.chat_template", NULL, 0);
     if (n < 0)
         return celer_fail(err, CELER_ERR_NOT_FOUND,

@@ -142,6 +142,8 @@ static inline const char *ctok_str(const celer_vocab *v, int32_t id) { return v-
 static inline uint32_t ctok_len(const celer_vocab *v, int32_t id) {
     return v->str_off[id + 1] - v->str_off[id];
 }
+/* The hash the string table uses. */
+uint32_t ctok_hash_bytes(const char *s, size_t n);
 /* Id of a string (real or virtual), or -1. */
 int32_t ctok_find(const celer_vocab *v, const char *s, size_t len);
 /* Id of a real token, or -1. */

@@ -198,9 +198,77 @@ typedef struct sym {
     uint32_t n;   /* bytes (SPM) or alive flag (BPE); 0 = merged away */
 } sym;
 
+/* Ids of words seen earlier in the same call: tokenizing a word depends on its bytes
+ * only, and running text repeats its words a lot. */
+typedef struct wc_slot {
+    uint32_t hash, len;    /* len 0 = empty */
+    uint32_t word;         /* offset of the bytes in the cache's arena */
+    uint32_t ids, n_ids;   /* offset and count in the cache's id array */
+} wc_slot;
+
+typedef struct wcache {
+    wc_slot *slots;
+    uint32_t mask, count;
+    char *bytes;
+    size_t n_bytes, cap_bytes;
+    idbuf ids;
+} wcache;
+
+#define WC_MAX_WORD 48
+
+static const wc_slot *wc_find(const wcache *c, const char *w, size_t len, uint32_t h) {
+    if (!c->slots) return NULL;
+    for (uint32_t i = h & c->mask;; i = (i + 1) & c->mask) {
+        const wc_slot *e = &c->slots[i];
+        if (e->len == 0) return NULL;
+        if (e->hash == h && e->len == len && !memcmp(c->bytes + e->word, w, len)) return e;
+    }
+}
+
+/* Remembers ids[0..n) for word w; failures only lose the cache entry. */
+static void wc_add(wcache *c, const char *w, size_t len, uint32_t h, const int32_t *ids, size_t n) {
+    if ((c->count + 1) * 2 > (c->slots ? c->mask + 1 : 0)) {
+        uint32_t cap = c->slots ? (c->mask + 1) * 2 : 1024;
+        wc_slot *s = calloc(cap, sizeof *s);
+        if (!s) return;
+        for (uint32_t i = 0; c->slots && i <= c->mask; i++) {
+            if (!c->slots[i].len) continue;
+            uint32_t j = c->slots[i].hash & (cap - 1);
+            while (s[j].len) j = (j + 1) & (cap - 1);
+            s[j] = c->slots[i];
+        }
+        free(c->slots);
+        c->slots = s;
+        c->mask = cap - 1;
+    }
+    if (c->n_bytes + len > c->cap_bytes) {
+        size_t cap = c->cap_bytes ? c->cap_bytes * 2 : 16384;
+        char *b = realloc(c->bytes, cap);
+        if (!b) return;
+        c->bytes = b;
+        c->cap_bytes = cap;
+    }
+    size_t at = c->ids.n;
+    for (size_t k = 0; k < n; k++) ids_push(&c->ids, ids[k]);
+    if (c->ids.oom || c->n_bytes + len > UINT32_MAX || c->ids.n > UINT32_MAX) return;
+    memcpy(c->bytes + c->n_bytes, w, len);
+    uint32_t i = h & c->mask;
+    while (c->slots[i].len) i = (i + 1) & c->mask;
+    c->slots[i] = (wc_slot){h, (uint32_t)len, (uint32_t)c->n_bytes, (uint32_t)at, (uint32_t)n};
+    c->n_bytes += len;
+    c->count++;
+}
+
+static void wc_free(wcache *c) {
+    free(c->slots);
+    free(c->bytes);
+    free(c->ids.v);
+}
+
 typedef struct session {
     const celer_vocab *v;
     idbuf *out;
+    wcache wc;
     heap h;
     sym *s;
     size_t cap;
@@ -238,7 +306,7 @@ static void spm_try_pair(session *ss, const char *t, int32_t l, int32_t r, bool 
 }
 
 /* Tokenizes text[0..len) (already escaped) with SentencePiece's merge rule. */
-static void spm_tokenize(session *ss, const char *t, size_t len) {
+static void spm_tokenize_raw(session *ss, const char *t, size_t len) {
     if (len == 0) return;
     if (len > UINT32_MAX / 2 || !sess_reserve(ss, len, 0) || !heap_reserve(&ss->h, len)) {
         ss->oom = true;
@@ -286,6 +354,13 @@ static void spm_tokenize(session *ss, const char *t, size_t len) {
             if (b >= 0) ids_push(ss->out, b);
         }
     }
+}
+
+static void cached(session *ss, const char *w, size_t len,
+                   void (*fn)(session *, const char *, size_t));
+
+static void spm_tokenize(session *ss, const char *t, size_t len) {
+    cached(ss, t, len, spm_tokenize_raw);
 }
 
 /* Escapes spaces as U+2581 (with an optional leading one) and runs SPM. */
@@ -346,7 +421,7 @@ static void bpe_emit(session *ss, int32_t id) {
     }
 }
 
-static void bpe_word(session *ss, const unsigned char *w, size_t len) {
+static void bpe_word_raw(session *ss, const unsigned char *w, size_t len) {
     const celer_vocab *v = ss->v;
     if (len == 0) return;
     if (v->ignore_merges) {
@@ -390,6 +465,32 @@ static void bpe_word(session *ss, const unsigned char *w, size_t len) {
         bpe_try_pair(ss, c.left, l->next, false);
     }
     for (int32_t i = 0; i != -1; i = s[i].next) bpe_emit(ss, s[i].id);
+}
+
+/* Runs fn on a word, or replays its ids if the same bytes were seen before. */
+static void cached(session *ss, const char *w, size_t len,
+                   void (*fn)(session *, const char *, size_t)) {
+    if (len == 0 || len > WC_MAX_WORD) {
+        fn(ss, w, len);
+        return;
+    }
+    uint32_t h = ctok_hash_bytes(w, len);
+    const wc_slot *e = wc_find(&ss->wc, w, len, h);
+    if (e) {
+        for (uint32_t k = 0; k < e->n_ids; k++) ids_push(ss->out, ss->wc.ids.v[e->ids + k]);
+        return;
+    }
+    size_t start = ss->out->n;
+    fn(ss, w, len);
+    if (!ss->oom && !ss->out->oom) wc_add(&ss->wc, w, len, h, ss->out->v + start, ss->out->n - start);
+}
+
+static void bpe_word_fn(session *ss, const char *w, size_t len) {
+    bpe_word_raw(ss, (const unsigned char *)w, len);
+}
+
+static void bpe_word(session *ss, const unsigned char *w, size_t len) {
+    cached(ss, (const char *)w, len, bpe_word_fn);
 }
 
 static void bpe_fragment(session *ss, const char *text, size_t len) {
@@ -502,6 +603,7 @@ int32_t celer_tokenize(const celer_vocab *v, const char *text, size_t len, int32
     if (add_special && v->kind != CTOK_WPM && v->add_eos && v->eos >= 0) ids_push(&ids, v->eos);
     if (add_special && v->kind == CTOK_WPM && v->sep >= 0) ids_push(&ids, v->sep);
     free(fr.v);
+    wc_free(&ss.wc);
     free(ss.h.v);
     free(ss.s);
     free(ss.buf);

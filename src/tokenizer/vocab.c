@@ -15,7 +15,7 @@
 
 /* ---------------------------------------------------------------- hashing */
 
-static uint32_t hash_bytes(const char *s, size_t n) {
+uint32_t ctok_hash_bytes(const char *s, size_t n) {
     /* 8 bytes at a time, multiply-xorshift mixing; tokens are short. */
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
     while (n >= 8) {
@@ -71,7 +71,7 @@ static bool str_eq(const celer_vocab *v, int32_t id, const char *s, size_t len) 
 
 int32_t ctok_find(const celer_vocab *v, const char *s, size_t len) {
     if (!v->map.slots) return -1;
-    uint32_t h = hash_bytes(s, len);
+    uint32_t h = ctok_hash_bytes(s, len);
     for (uint32_t i = h & v->map.mask;; i = (i + 1) & v->map.mask) {
         ctok_strslot e = v->map.slots[i];
         if (e.id < 0) return -1;
@@ -87,7 +87,7 @@ static bool strmap_put(celer_vocab *v, int32_t id) {
     if ((v->map.count + 1) * 3 > (v->map.mask + 1) * 2 && !strmap_grow(v)) return false;
     const char *s = ctok_str(v, id);
     size_t len = ctok_len(v, id);
-    uint32_t h = hash_bytes(s, len);
+    uint32_t h = ctok_hash_bytes(s, len);
     for (uint32_t i = h & v->map.mask;; i = (i + 1) & v->map.mask) {
         ctok_strslot *e = &v->map.slots[i];
         if (e->id < 0) {
@@ -652,7 +652,8 @@ celer_status ctok_vocab_from_gguf(const gguf_file *f, celer_vocab **out, celer_e
     celer_vocab *v = vocab_new(n);
     if (!v) return celer_fail(err, CELER_ERR_NOMEM, "out of memory for a %d-token vocabulary", n);
     v->kind = kind;
-    snprintf(v->model_name, sizeof v->model_name, "%s", model);
+    /* model is one of the three names checked above, all shorter than model_name */
+    memcpy(v->model_name, model, strlen(model) + 1);
     celer_status st = CELER_OK;
     for (int32_t i = 0; i < n; i++) {
         gguf_str s;
@@ -812,7 +813,7 @@ static celer_status vocab_from_llama2c_buf(const unsigned char *p, size_t size, 
     celer_vocab *v = vocab_new(n);
     if (!v) return celer_fail(err, CELER_ERR_NOMEM, "out of memory for a %d-token vocabulary", n);
     v->kind = CTOK_SPM;
-    snprintf(v->model_name, sizeof v->model_name, "llama");
+    memcpy(v->model_name, "llama", 6);
     char *tmp = malloc((size_t)max_len * 3 + 16);
     if (!tmp) {
         celer_vocab_free(v);
