@@ -81,7 +81,7 @@ test: $(BIN) $(TESTBIN)
 
 # ASan+UBSan build of everything, same test suite.
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+	CELER_SANITIZE=1 $(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
 run: $(BIN)
 	sh scripts/run-default.sh $(BIN)

@@ -8,7 +8,7 @@
  * Two working sets: "hot" reuses one matrix (it fits the L2/L3 caches), "cold" cycles through
  * enough copies (~256 MiB) that weights stream from DRAM, as in a real forward pass.
  * GB/s counts weight bytes read per second; "k/k1" is the time of a k-row batch relative to
- * one row (the cost of verifying k draft tokens vs decoding one).
+ * one row (the cost of verifying k draft tokens vs decoding one). Times are medians.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -44,25 +44,31 @@ static bool listed(const char *list, const char *name) {
     return false;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* CPU seconds of this thread (the machine is shared: wall time would count others' load)
- * per mul_mat call over all rows, best of a few timed runs cycling through copies. */
+ * per mul_mat call over all rows: the median of the timed runs (at least 5, cycling through
+ * the copies) within the time budget. */
+#define MAX_RUNS 2000
 static double time_mul_mat(const ct_kernels *ks, int32_t type, char *const *mats, int ncopies,
                            size_t wrow, const void *act, size_t arow, int k, float *out,
                            double budget) {
+    static double runs[MAX_RUNS];
     ct_mul_mat_fn mm = ks->mul_mat[type];
     mm(COLS, mats[0], wrow, 0, ROWS, act, arow, k, out, ROWS); /* warm-up */
-    double best = 1e30, spent = 0;
+    double spent = 0;
     int it = 0;
-    while (spent < budget || it < 3) {
+    while ((spent < budget || it < 5) && it < MAX_RUNS) {
         double t0 = now_s();
         mm(COLS, mats[it % ncopies], wrow, 0, ROWS, act, arow, k, out, ROWS);
-        double dt = now_s() - t0;
-        if (dt < best) best = dt;
-        spent += dt;
-        it++;
-        if (it > 2000) break;
+        runs[it] = now_s() - t0;
+        spent += runs[it++];
     }
-    return best;
+    qsort(runs, (size_t)it, sizeof runs[0], cmp_double);
+    return runs[it / 2];
 }
 
 int main(int argc, char **argv) {

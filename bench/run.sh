@@ -6,14 +6,14 @@
 #   sh bench/run.sh CELER_BIN BENCH_DIR
 #
 # Environment: CELER_DATA (default ../shared), CELER_BENCH_MODELS (model cache, default
-# build/bench-models; files are made only when missing), BENCH_TYPES (default
+# bench-models beside CELER_BIN, e.g. build/bench-models; files are made only when missing), BENCH_TYPES (default
 # "Q4_0 Q8_0 Q4_K_M"), BENCH_REPS (runs per measurement, default 3), BENCH_THREADS
 # (default "1 2").
 set -u
 CELER=${1:?usage: sh bench/run.sh CELER_BIN BENCH_DIR}
 BENCH_DIR=${2:-}
 DATA=${CELER_DATA:-../shared}
-MODELS=${CELER_BENCH_MODELS:-build/bench-models}
+MODELS=${CELER_BENCH_MODELS:-$(dirname "$CELER")/bench-models}
 TYPES=${BENCH_TYPES:-Q4_0 Q8_0 Q4_K_M}
 REPS=${BENCH_REPS:-3}
 THREADS=${BENCH_THREADS:-1 2}

@@ -31,16 +31,18 @@ static const int32_t kt_weight_types[] = {CELER_TYPE_F32,  CELER_TYPE_F16,  CELE
 static int kt_lengths(int32_t type, int64_t *len) {
     int64_t bs = celer_type_get(type)->block_size;
     if (bs == 1) {
-        const int64_t l[] = {1, 3, 17, 33, 100, 515};
+        const int64_t l[] = {1, 3, 17, 33, 100, 515, 4133};
         memcpy(len, l, sizeof l);
-        return 6;
+        return 7;
     }
     if (bs == 32) {
-        len[0] = 32, len[1] = 96, len[2] = 33 * 32, len[3] = 17 * 32;
-        return 4;
+        /* 201 blocks: longer than one prepared span of the AVX-512 kernels */
+        len[0] = 32, len[1] = 96, len[2] = 33 * 32, len[3] = 17 * 32, len[4] = 201 * 32;
+        return 5;
     }
     for (int i = 0; i < 5; i++) len[i] = (i + 1) * bs;
-    return 5;
+    len[5] = 27 * bs; /* several spans */
+    return 6;
 }
 
 typedef struct {
@@ -204,6 +206,73 @@ TEST(kernels_mul_mat_subrange) {
             kt_check_mul_mat(sets[s], &c, 4, 4); /* empty: writes nothing */
         }
         kt_case_free(&c);
+    }
+}
+
+/* One (weight row, activation row) result must not depend on the batch it is computed in:
+ * batched decoding must give bit for bit the logits of single steps. For every set and type:
+ * k = 1 on each activation row alone is the baseline; every k = 2..17 over rows starting at
+ * 0 and at 1, and several row ranges, must reproduce it exactly (memcmp). */
+static void kt_check_invariant(const ct_kernels *ks, const kt_case *c) {
+    const int rows = c->rows, kmax = c->kmax;
+    const int64_t ld = rows + 1;
+    float *single = malloc(sizeof(float) * (size_t)rows * kmax);
+    float *out = malloc(sizeof(float) * (size_t)ld * kmax);
+    float *col = malloc(sizeof(float) * (size_t)rows);
+    if (!single || !out || !col) {
+        test_fail_at(__FILE__, __LINE__, "out of memory");
+        free(single), free(out), free(col);
+        return;
+    }
+    ct_mul_mat_fn mm = ks->mul_mat[c->type];
+    for (int t = 0; t < kmax; t++) {
+        mm(c->n, c->w, c->wrow, 0, rows, (char *)c->a + c->arow * t, c->arow, 1, col, rows);
+        memcpy(single + (size_t)t * rows, col, sizeof(float) * (size_t)rows);
+    }
+    int bad = 0;
+    /* every batch size, starting at activation row 0 and 1 (different neighbours) */
+    for (int first = 0; first < 2; first++)
+        for (int k = 2; k + first <= kmax; k++) {
+            mm(c->n, c->w, c->wrow, 0, rows, (char *)c->a + c->arow * first, c->arow, k, out, ld);
+            for (int t = 0; t < k; t++)
+                if (memcmp(out + (int64_t)t * ld, single + (size_t)(t + first) * rows,
+                           sizeof(float) * (size_t)rows) != 0 && bad++ < 3)
+                    test_fail_at(__FILE__, __LINE__, "%s %s n=%lld: k=%d (from row %d) row t=%d "
+                                 "differs from k=1", ks->name, celer_type_name(c->type),
+                                 (long long)c->n, k, first, t);
+        }
+    /* row ranges as thread splits make them, and odd ones */
+    const int splits[][2] = {{0, 4}, {4, rows}, {0, 1}, {1, 2}, {3, 10}, {rows - 1, rows}, {5, 8}};
+    for (int si = 0; si < (int)(sizeof splits / sizeof splits[0]); si++) {
+        const int r0 = splits[si][0], r1 = splits[si][1];
+        for (int k = 1; k <= kmax; k += 5) {
+            mm(c->n, c->w, c->wrow, r0, r1, c->a, c->arow, k, out, ld);
+            for (int t = 0; t < k; t++)
+                if (memcmp(out + (int64_t)t * ld + r0, single + (size_t)t * rows + r0,
+                           sizeof(float) * (size_t)(r1 - r0)) != 0 && bad++ < 3)
+                    test_fail_at(__FILE__, __LINE__, "%s %s n=%lld: rows [%d,%d) k=%d row t=%d "
+                                 "differs from k=1 over all rows", ks->name,
+                                 celer_type_name(c->type), (long long)c->n, r0, r1, k, t);
+        }
+    }
+    free(single), free(out), free(col);
+}
+
+TEST(kernels_mul_mat_batch_invariant) {
+    const ct_kernels *sets[8];
+    int nsets = kt_sets(sets);
+    for (int ti = 0; ti < KT_NTYPES; ti++) {
+        const int32_t type = kt_weight_types[ti];
+        const int64_t bs = celer_type_get(type)->block_size;
+        /* one short row, and one longer than a prepared span (several spans, partial tiles) */
+        const int64_t lens[2] = {bs == 1 ? 77 : bs == 32 ? 5 * 32 : 3 * QK_K,
+                                 bs == 1 ? 4133 : bs == 32 ? 201 * 32 : 27 * QK_K};
+        for (int li = 0; li < 2; li++) {
+            kt_case c;
+            REQUIRE(kt_case_init(&c, type, lens[li], 13, 17));
+            for (int s = 0; s < nsets; s++) kt_check_invariant(sets[s], &c);
+            kt_case_free(&c);
+        }
     }
 }
 

@@ -42,13 +42,6 @@ static inline __m256 fp16x8_to_ps(__m256i v) {
     return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
 }
 
-static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* acc + sum over 4-byte groups of u8(w) * s8(a) (no saturation for |w| < 64 or sign trick) */
 ALWAYS_INLINE __m256i dot4(__m256i acc, __m256i w, __m256i a) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1)));
@@ -252,16 +245,14 @@ ALWAYS_INLINE __m256 hsum8(const __m256 *a) {
                          _mm256_permute2f128_ps(s0123, s4567, 0x31));
 }
 
+/* Always the hsum8 tree, whatever T: a (row, activation row) sum must not depend on how many
+ * activation rows are computed with it (batched and single-step decoding agree bit for bit). */
 ALWAYS_INLINE void store_sums(const __m256 *acc, int T, float *out, int64_t ld, int64_t r, int first) {
     float s[8];
-    if (T == 1) {
-        s[0] = hsum_ps(acc[0]);
-    } else {
-        __m256 a[8];
+    __m256 a[8];
 #pragma GCC unroll 8
-        for (int t = 0; t < 8; t++) a[t] = t < T ? acc[t] : _mm256_setzero_ps();
-        _mm256_storeu_ps(s, hsum8(a));
-    }
+    for (int t = 0; t < 8; t++) a[t] = t < T ? acc[t] : _mm256_setzero_ps();
+    _mm256_storeu_ps(s, hsum8(a));
     for (int t = 0; t < T; t++) {
         float *o = &out[(int64_t)t * ld + r];
         *o = first ? s[t] : *o + s[t];

@@ -2,45 +2,62 @@
  * AVX-512 (F/BW/VL/DQ) + VNNI kernel set, "avx512-vnni". Built with ISA_AVX512 flags; only
  * reached through dispatch.c after cpuid says the CPU has these features.
  *
- * Quantized mul_mat layout ("lane = group"): a 512-bit register holds 16 int32 lanes, and
- * lane i always belongs to group i of a tile of 16 consecutive groups of one row (a group is
- * the run of elements sharing one scale: a Q4_0/Q8_0 block, a 32-element K-quant sub-block,
- * a 16-element Q6_K sub-block). Register W[j] lane i holds bytes 4j..4j+3 of group i, and the
- * activations are re-laid out the same way once per call (prep_*), so
- *     s_i += vpdpbusd(W[j], A[j])   for j < group/4
- * leaves the exact integer dot product of group i in lane i: no horizontal reduction per
- * block, one int->float conversion and one FMA per 16 groups and activation row. Each weight
- * tile is decoded once into registers and applied to up to TMAX activation rows, so small
- * batches cost little more than one row: weights are read from memory once.
+ * Layout of the quantized products ("lane = group"): a 512-bit register holds 16 int32 lanes
+ * and lane i always belongs to group i of a tile of 16 consecutive groups of one row (a group
+ * is the run of elements sharing one scale: a Q4_0/Q8_0 block, a 32-element K-quant
+ * sub-block, a 16-element Q6_K sub-block). Weight register W[j] lane i holds bytes 4j..4j+3
+ * of group i; the activations are re-laid out the same way once per call (prep_*), so
+ *     s_i = corr_i + sum_j vpdpbusd(W[j], A[j])_i
+ * is the exact integer dot product of group i: no horizontal sum per block, one int->float
+ * conversion and one FMA per 16 groups and activation row. vpdpbusd multiplies unsigned by
+ * signed bytes, so weights are decoded unsigned (q + off) and corr_i = -off * sum(a) (from the
+ * activations) removes the offset exactly. Q4_K/Q5_K mins are one more FMA with the
+ * activation's per-group sums.
  *
- * vpdpbusd multiplies unsigned by signed bytes, so weights are decoded as unsigned (q + off)
- * and the offset is removed exactly in the integer domain by starting the accumulator at
- * -off * sum(a) (computed from the activations). Q4_K/Q5_K mins are applied in float, as in
- * the reference. Integer parts are exact; only float summation order differs from ref.c.
+ * Strategy for k activation rows (the batch of a verification pass):
+ *   - activations of up to KB = 16 rows are prepared once per call for a fixed span of
+ *     columns (SC_VALUES, independent of k) into a stack scratch;
+ *   - rows are taken in blocks of RB; the columns of the span in sub-chunks small enough that
+ *     the sub-chunk's prepared activations for all k rows stay in L1 while the RB weight rows
+ *     pass over them; each weight tile is decoded once into registers and applied to up to 8
+ *     activation rows (for 9..16 rows the decoded tile is kept in an L1 buffer and applied to
+ *     the rest), so weights stream from memory once for k <= 16;
+ *   - every (weight row, activation row) pair owns one 16-lane float accumulator that sums
+ *     its tiles in column order; it is reduced by one fixed tree (hsum8), and a row longer
+ *     than one span adds the spans' sums to the output in span order. The float operations
+ *     for a pair are therefore the same whatever k, the other rows or the row range is:
+ *     results are bit-identical between k = 1 and any batch (required by batched decoding).
+ * F32/F16/BF16 use the same driver with 32- or 64-element tiles and two accumulators per
+ * pair; F16 and (without AVX512_BF16) BF16 activations are converted to F32 once per call.
  */
 #include <immintrin.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/fp16.h"
 #include "tensor/tensor.h"
 
 #define LANES 16
-#define TMAX 8       /* activation rows applied to one decoded weight tile */
-#define CHUNK_TILES 6 /* tiles of activations prepared at once (bounds the stack scratch) */
+#define TG 8           /* activation rows applied to one decoded tile in registers */
+#define KB 16          /* activation rows per pass over the weights */
+#define RB 8           /* weight rows per block (L1 blocking for k > 1) */
+#define SC_VALUES 6144 /* columns per prepared span (fixed: the summation order depends on it) */
+#ifndef L1_ACT
+#define L1_ACT 24576 /* bytes of prepared activations a sub-chunk may use */
+#endif
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* One tile of one activation row in lane = group layout. */
-typedef struct {
-    __m512i q[8];  /* q[j] lane i = activation bytes 4j..4j+3 of group i */
-    __m512i corr;  /* int32: -off * sum(a) of group i (0 where weights need no offset) */
-    __m512 da;     /* activation scale of group i (0 in padding lanes) */
-    __m512 dsum;   /* da * sum(a) of group i, for Q4_K/Q5_K mins */
-} atile;
-
 enum { TY_Q4_0, TY_Q8_0, TY_Q4_K, TY_Q5_K, TY_Q6_K };
 
-/* Bytes of weights per tile of 16 groups, and groups per row-element count. */
+ALWAYS_INLINE int group_size(int ty) { return ty == TY_Q6_K ? 16 : 32; }
+/* dpbusd steps per tile and activation row */
+ALWAYS_INLINE int steps(int ty) { return group_size(ty) / 4; }
+ALWAYS_INLINE int has_min(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K; }
+ALWAYS_INLINE int has_corr(int ty) { return !has_min(ty); }
+/* zmm per prepared activation tile: q[steps], da, aux (corr as int32 or dsum as float) */
+ALWAYS_INLINE int azmm(int ty) { return steps(ty) + 2; }
+/* Bytes of weights per tile of 16 groups. */
 ALWAYS_INLINE size_t tile_bytes(int ty) {
     switch (ty) {
     case TY_Q4_0: return 16 * sizeof(block_q4_0);
@@ -50,54 +67,97 @@ ALWAYS_INLINE size_t tile_bytes(int ty) {
     default: return sizeof(block_q6_K);
     }
 }
-ALWAYS_INLINE int group_size(int ty) { return ty == TY_Q6_K ? 16 : 32; }
-ALWAYS_INLINE int steps(int ty) { return group_size(ty) / 4; }
-ALWAYS_INLINE int has_min(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K; }
-/* Weight blocks (as stored) per tile. */
-ALWAYS_INLINE int blocks_per_tile(int ty) {
-    return ty == TY_Q4_0 || ty == TY_Q8_0 ? 16 : ty == TY_Q6_K ? 1 : 2;
-}
 
 static inline __m512 fp16x16_to_ps(__m512i lo16_in_dwords) {
     return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(lo16_in_dwords));
 }
 
+static const int32_t lane_ids[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+/* ---------------------------------------------------------------- reductions */
+
+/* Lane t of the result = sum of the 16 lanes of a[t], by the same tree for every t:
+ * ((S0 + S1) + (S2 + S3)) with S_L = (e4L + e4L+2) + (e4L+1 + e4L+3). Each output depends
+ * only on its own input (float addition is commutative), never on the others. */
+ALWAYS_INLINE __m256 hsum8(const __m512 *a) {
+    __m512 b[4];
+#pragma GCC unroll 8
+    for (int i = 0; i < 4; i++)
+        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                             _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    __m512 c[2];
+#pragma GCC unroll 8
+    for (int i = 0; i < 2; i++) {
+        __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
+        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    __m512 f = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512 g = _mm512_add_ps(_mm512_shuffle_f32x4(f, f, _MM_SHUFFLE(3, 1, 2, 0)),
+                             _mm512_shuffle_f32x4(f, f, _MM_SHUFFLE(2, 0, 3, 1)));
+    return _mm512_castps512_ps256(g);
+}
+
+/* Reduce the accumulators of a block of nr weight rows x kp activation rows (acc[i*kp + t],
+ * nacc registers per pair, added pairwise first) and store (add when `add`) to
+ * out[t*ld + r0 + i]. */
+static void reduce_store(const __m512 *acc, int nacc, int nr, int kp, float *out, int64_t ld,
+                         int64_t r0, int add) {
+    const int total = nr * kp;
+    for (int g = 0; g < total; g += 8) {
+        __m512 a[8];
+        float s[8];
+        for (int j = 0; j < 8; j++) {
+            if (g + j >= total) {
+                a[j] = _mm512_setzero_ps();
+            } else if (nacc == 2) {
+                a[j] = _mm512_add_ps(acc[2 * (g + j)], acc[2 * (g + j) + 1]);
+            } else {
+                a[j] = acc[g + j];
+            }
+        }
+        _mm256_storeu_ps(s, hsum8(a));
+        for (int j = 0; j < 8 && g + j < total; j++) {
+            const int i = (g + j) / kp, t = (g + j) % kp;
+            float *o = &out[(int64_t)t * ld + r0 + i];
+            *o = add ? *o + s[j] : s[j];
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- activation prep */
 
-/* Q8_0 activations (32-element blocks) for weights stored with offset `off` (8 or 128). */
-static void prep_q8_0(const block_q8_0 *a, int nvalid, int off_shift, atile *t) {
+/* Q8_0 activations (32-element blocks) for weights stored with offset 1 << off_shift. */
+static void prep_q8_0(const block_q8_0 *a, int nvalid, int off_shift, __m512i *p) {
     const __mmask16 m = (__mmask16)((1u << nvalid) - 1);
-    const __m512i base = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32((int)sizeof(block_q8_0)));
+    const __m512i base = _mm512_mullo_epi32(_mm512_loadu_si512(lane_ids),
+                                            _mm512_set1_epi32((int)sizeof(block_q8_0)));
     const __m512i ones = _mm512_set1_epi8(1);
     __m512i sum = _mm512_setzero_si512();
-    #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
         __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(2 + 4 * j));
         __m512i q = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, a, 1);
-        t->q[j] = q;
+        p[j] = q;
         sum = _mm512_dpbusd_epi32(sum, ones, q);
     }
     __m512i d16 = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, base, a, 1);
-    t->da = fp16x16_to_ps(_mm512_and_si512(d16, _mm512_set1_epi32(0xffff)));
-    t->corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_sll_epi32(sum, _mm_cvtsi32_si128(off_shift)));
-    t->dsum = _mm512_setzero_ps();
+    p[8] = _mm512_castps_si512(fp16x16_to_ps(_mm512_and_si512(d16, _mm512_set1_epi32(0xffff))));
+    p[9] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_sll_epi32(sum, _mm_cvtsi32_si128(off_shift)));
 }
 
 /* Q8_K activations for Q4_K/Q5_K: groups of 32, 8 per super-block, nsb = 1 or 2. */
-static void prep_q8_K_32(const block_q8_K *a, int nsb, atile *t) {
+static void prep_q8_K_32(const block_q8_K *a, int nsb, __m512i *p) {
     const __mmask16 m = nsb == 2 ? 0xffff : 0x00ff;
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i lane = _mm512_loadu_si512(lane_ids);
     const __m512i sb = _mm512_srli_epi32(lane, 3);
     const __m512i g = _mm512_and_si512(lane, _mm512_set1_epi32(7));
     const __m512i base = _mm512_add_epi32(
         _mm512_mullo_epi32(sb, _mm512_set1_epi32((int)sizeof(block_q8_K))),
         _mm512_add_epi32(_mm512_slli_epi32(g, 5), _mm512_set1_epi32((int)offsetof(block_q8_K, qs))));
-    #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
         __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(4 * j));
-        t->q[j] = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, a, 1);
+        p[j] = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, a, 1);
     }
     /* group sums from bsums: lane i = bsums[2g] + bsums[2g+1] of its super-block */
     __m256i b0 = _mm256_loadu_si256((const __m256i *)a[0].bsums);
@@ -106,50 +166,40 @@ static void prep_q8_K_32(const block_q8_K *a, int nsb, atile *t) {
     __m512i sum = _mm512_madd_epi16(bs, _mm512_set1_epi16(1));
     __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(a[0].d),
                                     _mm512_set1_ps(nsb == 2 ? a[1].d : 0.0f));
-    t->da = d;
-    t->dsum = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sum));
-    t->corr = _mm512_setzero_si512();
+    p[8] = _mm512_castps_si512(d);
+    p[9] = _mm512_castps_si512(_mm512_mul_ps(d, _mm512_cvtepi32_ps(sum)));
 }
 
 /* Q8_K activations for Q6_K: groups of 16, one super-block per tile, offset 32. */
-static void prep_q8_K_16(const block_q8_K *a, atile *t) {
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i base = _mm512_add_epi32(_mm512_slli_epi32(lane, 4),
+static void prep_q8_K_16(const block_q8_K *a, __m512i *p) {
+    const __m512i base = _mm512_add_epi32(_mm512_slli_epi32(_mm512_loadu_si512(lane_ids), 4),
                                           _mm512_set1_epi32((int)offsetof(block_q8_K, qs)));
-    #pragma GCC unroll 8
     for (int j = 0; j < 4; j++)
-        t->q[j] = _mm512_i32gather_epi32(_mm512_add_epi32(base, _mm512_set1_epi32(4 * j)), a, 1);
-    for (int j = 4; j < 8; j++) t->q[j] = _mm512_setzero_si512();
+        p[j] = _mm512_i32gather_epi32(_mm512_add_epi32(base, _mm512_set1_epi32(4 * j)), a, 1);
     __m512i sum = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)a->bsums));
-    t->corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 5));
-    t->da = _mm512_set1_ps(a->d);
-    t->dsum = _mm512_setzero_ps();
+    p[4] = _mm512_castps_si512(_mm512_set1_ps(a->d));
+    p[5] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 5));
 }
 
-/* Prepare tiles [tile0, tile0 + ntile) of one activation row. */
-ALWAYS_INLINE void prep_tiles(int ty, const void *act, int64_t ngroups, int64_t tile0, int ntile,
-                              atile *out) {
-    for (int c = 0; c < ntile; c++) {
-        int64_t g0 = (tile0 + c) * LANES;
-        int nvalid = (int)(ngroups - g0 < LANES ? ngroups - g0 : LANES);
-        switch (ty) {
-        case TY_Q4_0: prep_q8_0((const block_q8_0 *)act + g0, nvalid, 3, &out[c]); break;
-        case TY_Q8_0: prep_q8_0((const block_q8_0 *)act + g0, nvalid, 7, &out[c]); break;
-        case TY_Q6_K: prep_q8_K_16((const block_q8_K *)act + g0 / 16, &out[c]); break;
-        default: prep_q8_K_32((const block_q8_K *)act + g0 / 8, nvalid / 8, &out[c]); break;
-        }
+/* Prepare tile `tile` of one activation row into p[0 .. azmm). */
+ALWAYS_INLINE void prep_tile(int ty, const void *act, int64_t ngroups, int64_t tile, __m512i *p) {
+    const int64_t g0 = tile * LANES;
+    const int nvalid = (int)(ngroups - g0 < LANES ? ngroups - g0 : LANES);
+    switch (ty) {
+    case TY_Q4_0: prep_q8_0((const block_q8_0 *)act + g0, nvalid, 3, p); break;
+    case TY_Q8_0: prep_q8_0((const block_q8_0 *)act + g0, nvalid, 7, p); break;
+    case TY_Q6_K: prep_q8_K_16((const block_q8_K *)act + g0 / 16, p); break;
+    default: prep_q8_K_32((const block_q8_K *)act + g0 / 8, nvalid / 8, p); break;
     }
 }
 
 /* ---------------------------------------------------------------- weight tile decoders */
 
-static const int32_t lane_ids[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-
 /* 16 Q4_0 blocks: transpose the 16x16 bytes of nibbles as 16x4 dwords with 128-bit inserts
  * and a 4x4 dword transpose inside each 128-bit lane; then split the nibbles. */
 ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, __m512i *W, __m512 *D) {
     __m512i z[4];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int a = 0; a < 4; a++) {
         __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)x[a].qs));
         v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)x[a + 4].qs), 1);
@@ -161,7 +211,7 @@ ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, __m512i *W, __m512 *D) {
     __m512i o[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
                     _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
     const __m512i lo = _mm512_set1_epi8(0x0f);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int j = 0; j < 4; j++) {
         W[j] = _mm512_and_si512(o[j], lo);
         W[j + 4] = _mm512_and_si512(_mm512_srli_epi32(o[j], 4), lo);
@@ -176,7 +226,7 @@ ALWAYS_INLINE void dec_q8_0(const block_q8_0 *x, __m512i *W, __m512 *D) {
     const __m512i idx = _mm512_mullo_epi32(_mm512_loadu_si512(lane_ids),
                                            _mm512_set1_epi32((int)sizeof(block_q8_0)));
     const __m512i bias = _mm512_set1_epi8((char)0x80);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++)
         W[j] = _mm512_xor_si512(
             _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(2 + 4 * j)), x, 1), bias);
@@ -185,7 +235,7 @@ ALWAYS_INLINE void dec_q8_0(const block_q8_0 *x, __m512i *W, __m512 *D) {
 
 /* Scales (d*sc) and negated mins (-dmin*m) of the 8 sub-blocks of Q4_K/Q5_K super-blocks. */
 static inline void k4_scales(const uint8_t *q, float d, float dmin, float *sc, float *mn) {
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
         int s, m;
         if (j < 4) {
@@ -214,10 +264,10 @@ ALWAYS_INLINE __m512i k4_nibbles(const uint8_t *qs0, ptrdiff_t sb_bytes, int j) 
 }
 
 ALWAYS_INLINE void dec_q4_K(const block_q4_K *x, __m512i *W, __m512 *D, __m512 *M) {
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++) W[j] = k4_nibbles(x[0].qs, (ptrdiff_t)sizeof(block_q4_K), j);
     float sc[16], mn[16];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int s = 0; s < 2; s++)
         k4_scales(x[s].scales, celer_fp16_to_fp32(x[s].d), celer_fp16_to_fp32(x[s].dmin), sc + 8 * s,
                   mn + 8 * s);
@@ -228,7 +278,7 @@ ALWAYS_INLINE void dec_q4_K(const block_q4_K *x, __m512i *W, __m512 *D, __m512 *
 ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, __m512i *W, __m512 *D, __m512 *M) {
     const __m512i g = _mm512_and_si512(_mm512_loadu_si512(lane_ids), _mm512_set1_epi32(7));
     const __m512i one = _mm512_set1_epi8(1);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
         __m512i nib = k4_nibbles(x[0].qs, (ptrdiff_t)sizeof(block_q5_K), j);
         int32_t h0, h1;
@@ -239,7 +289,7 @@ ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, __m512i *W, __m512 *D, __m512 *
         W[j] = _mm512_or_si512(nib, _mm512_slli_epi32(h, 4));
     }
     float sc[16], mn[16];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int s = 0; s < 2; s++)
         k4_scales(x[s].scales, celer_fp16_to_fp32(x[s].d), celer_fp16_to_fp32(x[s].dmin), sc + 8 * s,
                   mn + 8 * s);
@@ -257,7 +307,7 @@ ALWAYS_INLINE void dec_q6_K(const block_q6_K *x, __m512i *W, __m512 *D) {
     const __m512i qh_idx = _mm512_setr_epi32(0, 16, 0, 16, 0, 16, 0, 16, 32, 48, 32, 48, 32, 48,
                                              32, 48);
     const __m512i qh_sh = _mm512_setr_epi32(0, 0, 2, 2, 4, 4, 6, 6, 0, 0, 2, 2, 4, 4, 6, 6);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int j = 0; j < 4; j++) {
         __m512i l = _mm512_i32gather_epi32(ql_idx, x->ql + 4 * j, 1);
         __m512i h = _mm512_i32gather_epi32(qh_idx, x->qh + 4 * j, 1);
@@ -275,7 +325,7 @@ ALWAYS_INLINE void dec_tile(int ty, const char *row, int64_t tile, int64_t ngrou
                             __m512 *D, __m512 *M) {
     const char *src = row + tile * (int64_t)tile_bytes(ty);
     _Alignas(64) char pad[16 * sizeof(block_q8_0)];
-    int64_t left = ngroups - tile * LANES;
+    const int64_t left = ngroups - tile * LANES;
     if (left < LANES) {
         size_t have = (size_t)left * tile_bytes(ty) / LANES;
         memset(pad, 0, sizeof pad);
@@ -291,103 +341,119 @@ ALWAYS_INLINE void dec_tile(int ty, const char *row, int64_t tile, int64_t ngrou
     }
 }
 
-/* ---------------------------------------------------------------- mul_mat driver */
+/* ---------------------------------------------------------------- quantized driver */
 
-/* Sums of 8 accumulators (lane t of the result = sum of acc[t]). */
-ALWAYS_INLINE __m256 hsum8(const __m512 *a) {
-    __m512 b[4];
-    #pragma GCC unroll 8
-    for (int i = 0; i < 4; i++)
-        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
-                             _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    __m512 c[2];
-    #pragma GCC unroll 8
-    for (int i = 0; i < 2; i++) {
-        __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
-        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
-                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-    }
-    __m512 f = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    __m512 g = _mm512_add_ps(_mm512_shuffle_f32x4(f, f, _MM_SHUFFLE(3, 1, 2, 0)),
-                             _mm512_shuffle_f32x4(f, f, _MM_SHUFFLE(2, 0, 3, 1)));
-    return _mm512_castps512_ps256(g);
-}
+enum { WB_NONE, WB_STORE, WB_LOAD }; /* decoded-tile buffer use, for k > TG */
+#define WZ 10                        /* zmm per decoded tile in the buffer: W[8], D, M */
 
-ALWAYS_INLINE void store_sums(const __m512 *acc, int T, float *out, int64_t ld, int64_t r,
-                              int first) {
-    float s[8];
-    if (T == 1) {
-        s[0] = _mm512_reduce_add_ps(acc[0]);
-    } else {
-        __m512 a[8];
-        #pragma GCC unroll 8
-        for (int t = 0; t < 8; t++) a[t] = t < T ? acc[t] : _mm512_setzero_ps();
-        _mm256_storeu_ps(s, hsum8(a));
-    }
-    #pragma GCC unroll 8
-    for (int t = 0; t < T; t++) {
-        float *o = &out[(int64_t)t * ld + r];
-        *o = first ? s[t] : *o + s[t];
-    }
-}
-
-/* Rows [r0, r1) x T activation rows over tiles [tile0, tile0 + ntile). */
-ALWAYS_INLINE void rows_q(int ty, int T, const char *w, size_t w_stride, int64_t r0, int64_t r1,
-                          int64_t ngroups, int64_t tile0, int ntile, const atile *sc, float *out,
-                          int64_t ld, int first) {
-    const int S = steps(ty);
-    for (int64_t r = r0; r < r1; r++) {
-        const char *row = w + (size_t)r * w_stride;
-        __m512 acc[TMAX];
-        #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
-        for (int c = 0; c < ntile; c++) {
-            __m512i W[8];
-            __m512 D, M = _mm512_setzero_ps();
+/* Tiles [tile0, tile0 + cn) of one weight row against T activation rows. sa: prepared tile
+ * tile0 of the first of the T rows; tiles are tstride zmm apart, rows azmm apart. io: the
+ * T accumulators (read unless `first`). */
+ALWAYS_INLINE void row_tiles(int ty, int T, const char *row, int64_t tile0, int cn,
+                             int64_t ngroups, const __m512i *sa, size_t tstride, __m512 *io,
+                             int first, int mode, __m512i *wbuf) {
+    const int S = steps(ty), AZ = azmm(ty);
+    __m512 acc[TG];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = first ? _mm512_setzero_ps() : io[t];
+    for (int c = 0; c < cn; c++) {
+        __m512i W[8];
+        __m512 D, M = _mm512_setzero_ps();
+        if (mode == WB_LOAD) {
+#pragma GCC unroll 8
+            for (int j = 0; j < S; j++) W[j] = wbuf[c * WZ + j];
+            D = _mm512_castsi512_ps(wbuf[c * WZ + 8]);
+            M = _mm512_castsi512_ps(wbuf[c * WZ + 9]);
+        } else {
             dec_tile(ty, row, tile0 + c, ngroups, W, &D, &M);
-            #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) {
-                const atile *a = &sc[t * CHUNK_TILES + c];
-                __m512i s = a->corr;
-                #pragma GCC unroll 8
-                for (int j = 0; j < S; j++) s = _mm512_dpbusd_epi32(s, W[j], a->q[j]);
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(D, a->da), acc[t]);
-                if (has_min(ty)) acc[t] = _mm512_fmadd_ps(M, a->dsum, acc[t]);
+            if (mode == WB_STORE) {
+#pragma GCC unroll 8
+                for (int j = 0; j < S; j++) wbuf[c * WZ + j] = W[j];
+                wbuf[c * WZ + 8] = _mm512_castps_si512(D);
+                wbuf[c * WZ + 9] = _mm512_castps_si512(M);
             }
         }
-        store_sums(acc, T, out, ld, r, first);
+        const __m512i *a = sa + (size_t)c * tstride;
+        /* Integer sums are exact, so how the dpbusd chains are split cannot change a result:
+         * interleave the rows (j outer) and, for few rows, use two chains per row, so that
+         * enough independent dpbusd are in flight (latency 5, two per cycle). */
+        const int NC = T <= 2 ? 2 : 1;
+        __m512i s[2 * TG];
+#pragma GCC unroll 16
+        for (int u = 0; u < NC * T; u++)
+            s[u] = has_corr(ty) && u < T ? a[u * AZ + S + 1] : _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int j = 0; j < S; j++)
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const int u = t + T * (j % NC);
+                s[u] = _mm512_dpbusd_epi32(s[u], W[j], a[t * AZ + j]);
+            }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const __m512i *at = a + t * AZ;
+            const __m512i st = NC == 2 ? _mm512_add_epi32(s[t], s[t + T]) : s[t];
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(D, _mm512_castsi512_ps(at[S])),
+                                     acc[t]);
+            if (has_min(ty)) acc[t] = _mm512_fmadd_ps(M, _mm512_castsi512_ps(at[S + 1]), acc[t]);
+        }
     }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) io[t] = acc[t];
 }
 
-#define ROWS_Q_T(ty, T)                                                                        \
-    rows_q(ty, T, (const char *)w, w_stride, r0, r1, ngroups, tile0, nt, scratch, out + t0 * ld, \
-           ld, tile0 == 0)
+#define ROW_TILES_T(T)                                                                         \
+    row_tiles(ty, T, row, s0 + c0, cn, ngroups, scratch + ((size_t)c0 * kp + tg0) * AZ,      \
+              (size_t)kp * AZ, accb + (size_t)i * kp + tg0, c0 == 0, mode, wbuf)
 
-ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w_stride, int64_t r0,
-                             int64_t r1, const void *restrict act, size_t act_stride, int32_t k,
-                             float *restrict out, int64_t ld) {
-    _Alignas(64) atile scratch[TMAX * CHUNK_TILES];
+ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w_stride,
+                             int64_t r0, int64_t r1, const void *restrict act, size_t act_stride,
+                             int32_t k, float *restrict out, int64_t ld) {
+    if (r1 <= r0 || k <= 0) return;
+    const int AZ = azmm(ty);
     const int64_t ngroups = n / group_size(ty);
     const int64_t ntiles = (ngroups + LANES - 1) / LANES;
-    if (r1 <= r0 || k <= 0) return;
-    for (int64_t t0 = 0; t0 < k; t0 += TMAX) {
-        const int T = (int)(k - t0 < TMAX ? k - t0 : TMAX);
-        for (int64_t tile0 = 0; tile0 < ntiles; tile0 += CHUNK_TILES) {
-            const int nt = (int)(ntiles - tile0 < CHUNK_TILES ? ntiles - tile0 : CHUNK_TILES);
-            #pragma GCC unroll 8
-            for (int t = 0; t < T; t++)
-                prep_tiles(ty, (const char *)act + (size_t)(t0 + t) * act_stride, ngroups, tile0, nt,
-                           &scratch[t * CHUNK_TILES]);
-            switch (T) {
-            case 1: ROWS_Q_T(ty, 1); break;
-            case 2: ROWS_Q_T(ty, 2); break;
-            case 3: ROWS_Q_T(ty, 3); break;
-            case 4: ROWS_Q_T(ty, 4); break;
-            case 5: ROWS_Q_T(ty, 5); break;
-            case 6: ROWS_Q_T(ty, 6); break;
-            case 7: ROWS_Q_T(ty, 7); break;
-            default: ROWS_Q_T(ty, 8); break;
+    const int64_t st = SC_VALUES / (LANES * group_size(ty)); /* tiles per span */
+    for (int64_t t0 = 0; t0 < k; t0 += KB) {
+        const int kp = (int)(k - t0 < KB ? k - t0 : KB);
+        const char *a0 = (const char *)act + (size_t)t0 * act_stride;
+        float *o0 = out + t0 * ld;
+        for (int64_t s0 = 0; s0 < ntiles; s0 += st) {
+            const int ns = (int)(ntiles - s0 < st ? ntiles - s0 : st);
+            /* prepared activations of the span: [tile][row][azmm] */
+            __m512i scratch[(size_t)ns * kp * AZ];
+            for (int c = 0; c < ns; c++)
+                for (int t = 0; t < kp; t++)
+                    prep_tile(ty, a0 + (size_t)t * act_stride, ngroups, s0 + c,
+                              scratch + ((size_t)c * kp + t) * AZ);
+            int C = L1_ACT / (kp * AZ * 64);
+            if (C < 1) C = 1;
+            if (C > ns) C = ns;
+            __m512 accb[RB * KB];
+            __m512i wbuf[(kp > TG ? C : 1) * WZ];
+            for (int64_t rb = r0; rb < r1; rb += RB) {
+                const int nr = (int)(r1 - rb < RB ? r1 - rb : RB);
+                for (int c0 = 0; c0 < ns; c0 += C) {
+                    const int cn = ns - c0 < C ? ns - c0 : C;
+                    for (int i = 0; i < nr; i++) {
+                        const char *row = (const char *)w + (size_t)(rb + i) * w_stride;
+                        for (int tg0 = 0; tg0 < kp; tg0 += TG) {
+                            const int T = kp - tg0 < TG ? kp - tg0 : TG;
+                            const int mode = kp <= TG ? WB_NONE : tg0 == 0 ? WB_STORE : WB_LOAD;
+                            switch (T) {
+                            case 1: ROW_TILES_T(1); break;
+                            case 2: ROW_TILES_T(2); break;
+                            case 3: ROW_TILES_T(3); break;
+                            case 4: ROW_TILES_T(4); break;
+                            case 5: ROW_TILES_T(5); break;
+                            case 6: ROW_TILES_T(6); break;
+                            case 7: ROW_TILES_T(7); break;
+                            default: ROW_TILES_T(8); break;
+                            }
+                        }
+                    }
+                }
+                reduce_store(accb, 1, nr, kp, o0, ld, rb, s0 > 0);
             }
         }
     }
@@ -401,7 +467,7 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
     }                                                                                          \
     static void vec_dot_##name(int64_t n, float *restrict s, const void *restrict x,          \
                                const void *restrict y) {                                       \
-        mul_mat_q(ty, n, x, 0, 0, 1, y, 0, 1, s, 1);                                           \
+        mul_mat_##name(n, x, 0, 0, 1, y, 0, 1, s, 1);                                          \
     }
 
 DEFINE_Q(q4_0, TY_Q4_0)
@@ -412,68 +478,147 @@ DEFINE_Q(q6_K, TY_Q6_K)
 
 /* ---------------------------------------------------------------- F32 / F16 / BF16 */
 
+/* FT_F32: activations read in place. FT_F16 / FT_BF16_CVT: activations converted to F32 once
+ * per span into the scratch. FT_BF16_DP: vdpbf16ps on the bf16 activations in place. */
 enum { FT_F32, FT_F16, FT_BF16_CVT, FT_BF16_DP };
+#define SCF_VALUES 2048 /* converted columns per span (fixed: the order depends on it) */
 
-/* 16 elements (masked) of a row of float type ft, as floats. */
-ALWAYS_INLINE __m512 load_f(int ft, const void *p, int64_t e, __mmask16 m) {
+/* Elements per tile (two registers, one accumulator each). */
+ALWAYS_INLINE int ftile(int ft) { return ft == FT_BF16_DP ? 64 : 32; }
+ALWAYS_INLINE int converts(int ft) { return ft == FT_F16 || ft == FT_BF16_CVT; }
+
+ALWAYS_INLINE __mmask32 mask32(int64_t left) {
+    return left >= 32 ? 0xffffffffu : left <= 0 ? 0 : (__mmask32)((1u << left) - 1);
+}
+ALWAYS_INLINE __mmask16 mask16(int64_t left) {
+    return left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+}
+
+/* 16 weights as floats (masked). */
+ALWAYS_INLINE __m512 load_w16(int ft, const void *p, __mmask16 m) {
     switch (ft) {
-    case FT_F32: return _mm512_maskz_loadu_ps(m, (const float *)p + e);
-    case FT_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + e));
+    case FT_F32: return _mm512_maskz_loadu_ps(m, p);
+    case FT_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
     default:
-        return _mm512_castsi512_ps(_mm512_slli_epi32(
-            _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + e)), 16));
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
     }
 }
 
-ALWAYS_INLINE void rows_f(int ft, int T, int64_t n, const char *w, size_t w_stride, int64_t r0,
-                          int64_t r1, const char *act, size_t act_stride, float *out, int64_t ld) {
-    for (int64_t r = r0; r < r1; r++) {
-        const void *row = w + (size_t)r * w_stride;
-        __m512 acc[TMAX];
-        #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+/* Tiles (ftile elements) [e0, e0 + len) of one weight row against T activation rows whose
+ * data at column e0 starts at arow + t * astride (floats, or bf16 for FT_BF16_DP); len is a
+ * whole number of tiles except at the end of the row. io: 2 accumulators per row. */
+ALWAYS_INLINE void row_f(int ft, int T, const char *row, int64_t e0, int64_t len, int64_t n,
+                         const char *arow, size_t astride, __m512 *io, int first) {
+    const size_t ws = ft == FT_F32 ? 4 : 2;                           /* weight element bytes */
+    const size_t as = ft == FT_BF16_DP ? 2 : 4;                       /* activation element bytes */
+    const int E = ftile(ft);
+    __m512 acc[2 * TG];
+#pragma GCC unroll 16
+    for (int t = 0; t < 2 * T; t++) acc[t] = first ? _mm512_setzero_ps() : io[t];
+    for (int64_t e = 0; e < len; e += E) {
+        const int64_t left = n - (e0 + e);
+        const char *wp = row + (size_t)(e0 + e) * ws;
+        const char *ap = arow + (size_t)e * as;
         if (ft == FT_BF16_DP) {
-            /* vdpbf16ps: 32 bf16 pairs per instruction, products exact, fp32 accumulation */
-            for (int64_t e = 0; e < n; e += 32) {
-                __mmask32 m = n - e >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - e)) - 1);
-                __m512i wv = _mm512_maskz_loadu_epi16(m, (const uint16_t *)row + e);
-                #pragma GCC unroll 8
-                for (int t = 0; t < T; t++) {
-                    __m512i av =
-                        _mm512_maskz_loadu_epi16(m, (const uint16_t *)(act + (size_t)t * act_stride) + e);
-                    acc[t] = _mm512_dpbf16_ps(acc[t], (__m512bh)wv, (__m512bh)av);
-                }
+            const __mmask32 m0 = mask32(left), m1 = mask32(left - 32);
+            const __m512i w0 = _mm512_maskz_loadu_epi16(m0, wp), w1 = _mm512_maskz_loadu_epi16(m1, wp + 64);
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const char *at = ap + t * astride;
+                acc[2 * t] = _mm512_dpbf16_ps(acc[2 * t], (__m512bh)w0,
+                                              (__m512bh)_mm512_maskz_loadu_epi16(m0, at));
+                acc[2 * t + 1] = _mm512_dpbf16_ps(acc[2 * t + 1], (__m512bh)w1,
+                                                  (__m512bh)_mm512_maskz_loadu_epi16(m1, at + 64));
             }
         } else {
-            for (int64_t e = 0; e < n; e += 16) {
-                __mmask16 m = n - e >= 16 ? 0xffff : (__mmask16)((1u << (n - e)) - 1);
-                __m512 wv = load_f(ft, row, e, m);
-                #pragma GCC unroll 8
-                for (int t = 0; t < T; t++)
-                    acc[t] = _mm512_fmadd_ps(wv, load_f(ft, act + (size_t)t * act_stride, e, m), acc[t]);
+            const __mmask16 m0 = mask16(left), m1 = mask16(left - 16);
+            const __m512 w0 = load_w16(ft, wp, m0), w1 = load_w16(ft, wp + 16 * ws, m1);
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const float *at = (const float *)(ap + t * astride);
+                /* converted activations are zero-padded; in-place F32 ones are masked */
+                __m512 a0 = converts(ft) ? _mm512_loadu_ps(at) : _mm512_maskz_loadu_ps(m0, at);
+                __m512 a1 = converts(ft) ? _mm512_loadu_ps(at + 16) : _mm512_maskz_loadu_ps(m1, at + 16);
+                acc[2 * t] = _mm512_fmadd_ps(w0, a0, acc[2 * t]);
+                acc[2 * t + 1] = _mm512_fmadd_ps(w1, a1, acc[2 * t + 1]);
             }
         }
-        store_sums(acc, T, out, ld, r, 1);
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < 2 * T; t++) io[t] = acc[t];
+}
+
+/* F32 copy of columns [e0, e0 + len) of a row of F16/BF16 activations, zero-padded to
+ * `padded` elements. */
+static void convert_act(int ft, const uint16_t *a, int64_t e0, int64_t len, int64_t padded, float *dst) {
+    for (int64_t e = 0; e < padded; e += 16) {
+        const __mmask16 m = mask16(len - e);
+        __m256i h = _mm256_maskz_loadu_epi16(m, a + e0 + e);
+        __m512 v = ft == FT_F16 ? _mm512_cvtph_ps(h)
+                                : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        _mm512_storeu_ps(dst + e, v);
     }
 }
 
-#define ROWS_F_T(T)                                                                            \
-    rows_f(ft, T, n, (const char *)w, w_stride, r0, r1,                                        \
-           (const char *)act + (size_t)t0 * act_stride, act_stride, out + t0 * ld, ld)
+#define ROW_F_T(T)                                                                             \
+    row_f(ft, T, row, s0 + c0, cl, n, abase + (size_t)c0 * as + (size_t)tg0 * astride, astride, \
+          accb + 2 * ((size_t)i * kp + tg0), c0 == 0)
 
 ALWAYS_INLINE void mul_mat_f(int ft, int64_t n, const void *restrict w, size_t w_stride, int64_t r0,
                              int64_t r1, const void *restrict act, size_t act_stride, int32_t k,
                              float *restrict out, int64_t ld) {
-    for (int64_t t0 = 0; t0 < k; t0 += TMAX) {
-        switch (k - t0 < TMAX ? k - t0 : TMAX) {
-        case 1: ROWS_F_T(1); break;
-        case 2: ROWS_F_T(2); break;
-        case 3: ROWS_F_T(3); break;
-        case 4: ROWS_F_T(4); break;
-        case 5: ROWS_F_T(5); break;
-        case 6: ROWS_F_T(6); break;
-        case 7: ROWS_F_T(7); break;
-        default: ROWS_F_T(8); break;
+    if (r1 <= r0 || k <= 0) return;
+    const int E = ftile(ft);
+    const size_t as = ft == FT_BF16_DP ? 2 : 4;
+    /* spans: SCF_VALUES columns when activations are converted, else the whole row */
+    const int64_t span = converts(ft) ? SCF_VALUES : (n + E - 1) / E * E;
+    for (int64_t t0 = 0; t0 < k; t0 += KB) {
+        const int kp = (int)(k - t0 < KB ? k - t0 : KB);
+        const char *a0 = (const char *)act + (size_t)t0 * act_stride;
+        float *o0 = out + t0 * ld;
+        for (int64_t s0 = 0; s0 < n; s0 += span) {
+            const int64_t sl = n - s0 < span ? n - s0 : span;     /* columns in this span */
+            const int64_t padded = (sl + E - 1) / E * E;
+            float scratch[converts(ft) ? (size_t)kp * padded : 1];
+            const char *abase;
+            size_t astride;
+            if (converts(ft)) {
+                for (int t = 0; t < kp; t++)
+                    convert_act(ft, (const uint16_t *)(a0 + (size_t)t * act_stride), s0, sl, padded,
+                                scratch + (size_t)t * padded);
+                abase = (const char *)scratch;
+                astride = (size_t)padded * 4;
+            } else {
+                abase = a0 + (size_t)s0 * as;
+                astride = act_stride;
+            }
+            /* columns per sub-chunk: the sub-chunk's activations of all kp rows stay in L1 */
+            int64_t C = L1_ACT / (kp * (int64_t)as) / E * E;
+            if (C < E) C = E;
+            __m512 accb[2 * RB * KB];
+            for (int64_t rb = r0; rb < r1; rb += RB) {
+                const int nr = (int)(r1 - rb < RB ? r1 - rb : RB);
+                for (int64_t c0 = 0; c0 < sl; c0 += C) {
+                    const int64_t cl = sl - c0 < C ? sl - c0 : C;
+                    for (int i = 0; i < nr; i++) {
+                        const char *row = (const char *)w + (size_t)(rb + i) * w_stride;
+                        for (int tg0 = 0; tg0 < kp; tg0 += TG) {
+                            switch (kp - tg0 < TG ? kp - tg0 : TG) {
+                            case 1: ROW_F_T(1); break;
+                            case 2: ROW_F_T(2); break;
+                            case 3: ROW_F_T(3); break;
+                            case 4: ROW_F_T(4); break;
+                            case 5: ROW_F_T(5); break;
+                            case 6: ROW_F_T(6); break;
+                            case 7: ROW_F_T(7); break;
+                            default: ROW_F_T(8); break;
+                            }
+                        }
+                    }
+                }
+                reduce_store(accb, 2, nr, kp, o0, ld, rb, s0 > 0);
+            }
         }
     }
 }
@@ -486,7 +631,7 @@ ALWAYS_INLINE void mul_mat_f(int ft, int64_t n, const void *restrict w, size_t w
     }                                                                                          \
     static void vec_dot_##name(int64_t n, float *restrict s, const void *restrict x,          \
                                const void *restrict y) {                                       \
-        mul_mat_f(ft, n, x, 0, 0, 1, y, 0, 1, s, 1);                                           \
+        mul_mat_##name(n, x, 0, 0, 1, y, 0, 1, s, 1);                                          \
     }
 
 DEFINE_F(f32, FT_F32)
