@@ -604,7 +604,8 @@ void celer_generate_result_free(celer_generate_result *result);
  *
  * With inflate_path, a real llama model (e.g. stories260K.gguf) is embedded in the shape so
  * that the big model computes the same function (docs: shared/docs/BENCHMARKING.md,
- * "Inflation"): in F32 its greedy tokens equal the small model's.
+ * "Inflation"): in F32 its greedy tokens equal the small model's. The source's RMSNorm epsilon
+ * (scaled by d/d') and rope base replace the shape's; the architecture must be llama.
  */
 typedef struct celer_synth_params {
     const char *arch;        /* "llama" (default), "qwen2" (q/k/v biases), "qwen3" (q/k norms) */
@@ -612,7 +613,8 @@ typedef struct celer_synth_params {
     int32_t n_ctx;           /* context_length key; 0 = 2048 */
     float rope_base;         /* 0 = 10000 */
     float rms_eps;           /* 0 = 1e-5 */
-    bool tied;               /* no output.weight: the output shares token_embd */
+    bool tied;               /* no output.weight: the output shares token_embd (inflated
+                                models always get their own output.weight) */
     /* "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", or "Q4_K_M" (llama.cpp's
      * mix: Q6_K output and attn_v/ffn_down of some layers, Q4_K elsewhere). A row length that
      * does not fit the type's blocks falls back to Q8_0, else F16; 1-D tensors are F32. */
