@@ -4,19 +4,6 @@
 
 #include "cli/cli.h"
 
-/* TEMPORARY while the commands are written in parallel: a command whose file is not there yet
- * links as NULL. Removed once every command exists. */
-#pragma weak cmd_quantize
-#pragma weak cmd_tokenize
-#pragma weak cmd_detokenize
-#pragma weak cmd_synth
-#pragma weak cmd_bench
-#pragma weak cmd_pull
-#pragma weak cmd_info
-#pragma weak cmd_logits
-#pragma weak cmd_convert
-#pragma weak cmd_run
-
 typedef struct command {
     const char *name;
     int (*fn)(int argc, char **argv);
@@ -43,19 +30,13 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2 && cmd_run) return cmd_run(argc > 0 ? 1 : 0, (char *[]){"run", NULL});
+    if (argc < 2) return cmd_run(argc > 0 ? 1 : 0, (char *[]){"run", NULL});
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) {
-            if (!commands[i].fn) {
-                fprintf(stderr, "celer: command '%s' is not built yet\n", argv[1]);
-                return 2;
-            }
-            return commands[i].fn(argc - 1, argv + 1);
-        }
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "celer: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -50,20 +50,25 @@
 
 enum { TY_Q4_0, TY_Q8_0, TY_Q4_K, TY_Q5_K, TY_Q6_K };
 
-ALWAYS_INLINE int group_size(int ty) { return ty == TY_Q6_K ? 16 : 32; }
+/* Q4_0/Q8_0: a tile is 16 blocks (512 values), lane i = block i, 8 dpbusd steps.
+ * K-quants: a tile is one super-block (256 values) and 4 steps; a lane holds half of a
+ * 32-value Q4_K/Q5_K sub-block (lanes g and g+8 share sub-block g and its scale) or one
+ * 16-value Q6_K sub-block. Either way every lane has exactly one weight scale. */
+ALWAYS_INLINE int is_k(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K || ty == TY_Q6_K; }
+ALWAYS_INLINE int tile_values(int ty) { return is_k(ty) ? QK_K : 16 * QK8_0; }
 /* dpbusd steps per tile and activation row */
-ALWAYS_INLINE int steps(int ty) { return group_size(ty) / 4; }
+ALWAYS_INLINE int steps(int ty) { return is_k(ty) ? 4 : 8; }
 ALWAYS_INLINE int has_min(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K; }
 ALWAYS_INLINE int has_corr(int ty) { return !has_min(ty); }
 /* zmm per prepared activation tile: q[steps], da, aux (corr as int32 or dsum as float) */
 ALWAYS_INLINE int azmm(int ty) { return steps(ty) + 2; }
-/* Bytes of weights per tile of 16 groups. */
+/* Bytes of weights per (full) tile. */
 ALWAYS_INLINE size_t tile_bytes(int ty) {
     switch (ty) {
     case TY_Q4_0: return 16 * sizeof(block_q4_0);
     case TY_Q8_0: return 16 * sizeof(block_q8_0);
-    case TY_Q4_K: return 2 * sizeof(block_q4_K);
-    case TY_Q5_K: return 2 * sizeof(block_q5_K);
+    case TY_Q4_K: return sizeof(block_q4_K);
+    case TY_Q5_K: return sizeof(block_q5_K);
     default: return sizeof(block_q6_K);
     }
 }
@@ -146,28 +151,21 @@ static void prep_q8_0(const block_q8_0 *a, int nvalid, int off_shift, __m512i *p
     p[9] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_sll_epi32(sum, _mm_cvtsi32_si128(off_shift)));
 }
 
-/* Q8_K activations for Q4_K/Q5_K: groups of 32, 8 per super-block, nsb = 1 or 2. */
-static void prep_q8_K_32(const block_q8_K *a, int nsb, __m512i *p) {
-    const __mmask16 m = nsb == 2 ? 0xffff : 0x00ff;
+/* Q8_K activations for Q4_K/Q5_K, one super-block: lane i = (sub-block g = i%8, half
+ * h = i/8); step j reads dword 8g + 4h + j of the quants. The sub-block sums (for the mins)
+ * go to lanes 0..7 only, so each is counted once. */
+static void prep_q8_K_k4(const block_q8_K *a, __m512i *p) {
     const __m512i lane = _mm512_loadu_si512(lane_ids);
-    const __m512i sb = _mm512_srli_epi32(lane, 3);
     const __m512i g = _mm512_and_si512(lane, _mm512_set1_epi32(7));
     const __m512i base = _mm512_add_epi32(
-        _mm512_mullo_epi32(sb, _mm512_set1_epi32((int)sizeof(block_q8_K))),
-        _mm512_add_epi32(_mm512_slli_epi32(g, 5), _mm512_set1_epi32((int)offsetof(block_q8_K, qs))));
-    for (int j = 0; j < 8; j++) {
-        __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(4 * j));
-        p[j] = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, a, 1);
-    }
-    /* group sums from bsums: lane i = bsums[2g] + bsums[2g+1] of its super-block */
-    __m256i b0 = _mm256_loadu_si256((const __m256i *)a[0].bsums);
-    __m256i b1 = nsb == 2 ? _mm256_loadu_si256((const __m256i *)a[1].bsums) : _mm256_setzero_si256();
-    __m512i bs = _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);
-    __m512i sum = _mm512_madd_epi16(bs, _mm512_set1_epi16(1));
-    __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(a[0].d),
-                                    _mm512_set1_ps(nsb == 2 ? a[1].d : 0.0f));
-    p[8] = _mm512_castps_si512(d);
-    p[9] = _mm512_castps_si512(_mm512_mul_ps(d, _mm512_cvtepi32_ps(sum)));
+        _mm512_add_epi32(_mm512_slli_epi32(g, 5), _mm512_slli_epi32(_mm512_srli_epi32(lane, 3), 4)),
+        _mm512_set1_epi32((int)offsetof(block_q8_K, qs)));
+    for (int j = 0; j < 4; j++)
+        p[j] = _mm512_i32gather_epi32(_mm512_add_epi32(base, _mm512_set1_epi32(4 * j)), a, 1);
+    __m256i sum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), _mm256_set1_epi16(1));
+    const __m512 d = _mm512_set1_ps(a->d);
+    p[4] = _mm512_castps_si512(d);
+    p[5] = _mm512_castps_si512(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_zextsi256_si512(sum))));
 }
 
 /* Q8_K activations for Q6_K: groups of 16, one super-block per tile, offset 32. */
@@ -181,15 +179,18 @@ static void prep_q8_K_16(const block_q8_K *a, __m512i *p) {
     p[5] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 5));
 }
 
-/* Prepare tile `tile` of one activation row into p[0 .. azmm). */
-ALWAYS_INLINE void prep_tile(int ty, const void *act, int64_t ngroups, int64_t tile, __m512i *p) {
-    const int64_t g0 = tile * LANES;
-    const int nvalid = (int)(ngroups - g0 < LANES ? ngroups - g0 : LANES);
+/* Prepare tile `tile` of one activation row of n values into p[0 .. azmm). */
+ALWAYS_INLINE void prep_tile(int ty, const void *act, int64_t n, int64_t tile, __m512i *p) {
     switch (ty) {
-    case TY_Q4_0: prep_q8_0((const block_q8_0 *)act + g0, nvalid, 3, p); break;
-    case TY_Q8_0: prep_q8_0((const block_q8_0 *)act + g0, nvalid, 7, p); break;
-    case TY_Q6_K: prep_q8_K_16((const block_q8_K *)act + g0 / 16, p); break;
-    default: prep_q8_K_32((const block_q8_K *)act + g0 / 8, nvalid / 8, p); break;
+    case TY_Q4_0:
+    case TY_Q8_0: {
+        const int64_t b0 = tile * LANES, nb = n / QK8_0;
+        const int nvalid = (int)(nb - b0 < LANES ? nb - b0 : LANES);
+        prep_q8_0((const block_q8_0 *)act + b0, nvalid, ty == TY_Q4_0 ? 3 : 7, p);
+        break;
+    }
+    case TY_Q6_K: prep_q8_K_16((const block_q8_K *)act + tile, p); break;
+    default: prep_q8_K_k4((const block_q8_K *)act + tile, p); break;
     }
 }
 
@@ -233,84 +234,84 @@ ALWAYS_INLINE void dec_q8_0(const block_q8_0 *x, __m512i *W, __m512 *D) {
     *D = fp16x16_to_ps(_mm512_i32gather_epi32(idx, x, 1));
 }
 
-/* Scales (d*sc) and negated mins (-dmin*m) of the 8 sub-blocks of Q4_K/Q5_K super-blocks. */
-static inline void k4_scales(const uint8_t *q, float d, float dmin, float *sc, float *mn) {
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; j++) {
-        int s, m;
-        if (j < 4) {
-            s = q[j] & 63;
-            m = q[j + 4] & 63;
-        } else {
-            s = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-            m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-        }
-        sc[j] = d * (float)s;
-        mn[j] = -dmin * (float)m;
-    }
+/* Scales d*sc[g] and negated mins -dmin*m[g] of the 8 sub-blocks of a Q4_K/Q5_K super-block
+ * (header: fp16 d, fp16 dmin, 12 bytes of 6-bit scales and mins), for lanes (g, h) = (i%8,
+ * i/8). One vpermb gathers, per dword lane, the byte holding the low bits (byte 0) and, for
+ * sub-blocks 4..7, the byte holding the top two bits (byte 1); lanes 0..7 build sc, 8..15 m:
+ *   sc[g] = g < 4 ? s[g] & 63 : (s[g+4] & 15) | (s[g-4] >> 6) << 4
+ *   m[g]  = g < 4 ? s[g+4] & 63 : (s[g+4] >> 4) | (s[g] >> 6) << 4      (s = header + 4) */
+ALWAYS_INLINE void k4_scales(const uint8_t *hdr, __m512 *D, __m512 *M) {
+    const __m128i H = _mm_loadu_si128((const __m128i *)hdr);
+    const __m512i idx = _mm512_setr_epi32(
+        4 + 0, 4 + 1, 4 + 2, 4 + 3, 4 + 8 + (0 << 8), 4 + 9 + (1 << 8), 4 + 10 + (2 << 8),
+        4 + 11 + (3 << 8), 4 + 4, 4 + 5, 4 + 6, 4 + 7, 4 + 8 + (4 << 8), 4 + 9 + (5 << 8),
+        4 + 10 + (6 << 8), 4 + 11 + (7 << 8));
+    /* byte 0 of every dword, byte 1 of the dwords for sub-blocks 4..7 */
+    const __mmask64 keep = 0x1111111111111111ull | 0x2222000022220000ull;
+    const __m512i X = _mm512_maskz_permutexvar_epi8(keep, _mm512_add_epi32(idx, _mm512_set1_epi32(4 << 8)),
+                                                    _mm512_castsi128_si512(H));
+    const __m512i sh = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4);
+    const __m512i lm = _mm512_setr_epi32(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15);
+    const __m512i lo = _mm512_and_si512(_mm512_srlv_epi32(X, sh), lm);
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi32(X, 10), _mm512_set1_epi32(0x30));
+    const __m512 v = _mm512_cvtepi32_ps(_mm512_or_si512(lo, hi));
+    const __m128 dd = _mm_cvtph_ps(H); /* d, dmin */
+    const __m512 sc = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7), v);
+    const __m512 mn = _mm512_permutexvar_ps(
+        _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15), v);
+    *D = _mm512_mul_ps(sc, _mm512_broadcastss_ps(dd));
+    *M = _mm512_mul_ps(mn, _mm512_sub_ps(_mm512_setzero_ps(), _mm512_broadcastss_ps(_mm_movehdup_ps(dd))));
 }
 
-/* Nibbles of Q4_K/Q5_K qs for lane = group: group g of super-block s is nibble g%2 of chunk
- * g/2 (32 bytes). Gather the 8 chunk dwords j (ymm), duplicate each to two lanes, shift. */
-ALWAYS_INLINE __m512i k4_nibbles(const uint8_t *qs0, ptrdiff_t sb_bytes, int j) {
-    const __m256i cidx = _mm256_add_epi32(
-        _mm256_setr_epi32(0, 32, 64, 96, 0, 32, 64, 96),
-        _mm256_setr_epi32(0, 0, 0, 0, (int)sb_bytes, (int)sb_bytes, (int)sb_bytes, (int)sb_bytes));
-    __m256i c = _mm256_i32gather_epi32((const int *)(qs0 + 4 * j), cidx, 1);
-    __m512i dup = _mm512_permutexvar_epi32(
-        _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), _mm512_castsi256_si512(c));
-    __m512i sh = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
-    return _mm512_and_si512(_mm512_srlv_epi32(dup, sh), _mm512_set1_epi8(0x0f));
+/* Nibbles of Q4_K/Q5_K for step j, lane (g, h): dword 4h + j of the 32-byte chunk g/2, low
+ * nibble for even g, high for odd g. The 128 bytes of quants are two registers, so one
+ * vpermt2d picks every lane's dword. */
+ALWAYS_INLINE __m512i k4_nibbles(__m512i q0, __m512i q1, int j) {
+    const __m512i idx = _mm512_add_epi32(
+        _mm512_setr_epi32(0, 0, 8, 8, 16, 16, 24, 24, 4, 4, 12, 12, 20, 20, 28, 28), _mm512_set1_epi32(j));
+    const __m512i raw = _mm512_permutex2var_epi32(q0, idx, q1);
+    return _mm512_and_si512(_mm512_mask_srli_epi32(raw, 0xAAAA, raw, 4), _mm512_set1_epi8(0x0f));
 }
 
 ALWAYS_INLINE void dec_q4_K(const block_q4_K *x, __m512i *W, __m512 *D, __m512 *M) {
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; j++) W[j] = k4_nibbles(x[0].qs, (ptrdiff_t)sizeof(block_q4_K), j);
-    float sc[16], mn[16];
-#pragma GCC unroll 8
-    for (int s = 0; s < 2; s++)
-        k4_scales(x[s].scales, celer_fp16_to_fp32(x[s].d), celer_fp16_to_fp32(x[s].dmin), sc + 8 * s,
-                  mn + 8 * s);
-    *D = _mm512_loadu_ps(sc);
-    *M = _mm512_loadu_ps(mn);
+    const __m512i q0 = _mm512_loadu_si512(x->qs), q1 = _mm512_loadu_si512(x->qs + 64);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) W[j] = k4_nibbles(q0, q1, j);
+    k4_scales((const uint8_t *)x, D, M);
 }
 
+/* Q5_K: the fifth bit of value l of sub-block g is bit g of qh[l]; lane (g, h) at step j
+ * covers l = 16h + 4j .. +3, i.e. dword 4h + j of qh. */
 ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, __m512i *W, __m512 *D, __m512 *M) {
+    const __m512i q0 = _mm512_loadu_si512(x->qs), q1 = _mm512_loadu_si512(x->qs + 64);
+    const __m512i qh = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x->qh));
     const __m512i g = _mm512_and_si512(_mm512_loadu_si512(lane_ids), _mm512_set1_epi32(7));
-    const __m512i one = _mm512_set1_epi8(1);
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; j++) {
-        __m512i nib = k4_nibbles(x[0].qs, (ptrdiff_t)sizeof(block_q5_K), j);
-        int32_t h0, h1;
-        memcpy(&h0, x[0].qh + 4 * j, 4);
-        memcpy(&h1, x[1].qh + 4 * j, 4);
-        __m512i h = _mm512_mask_set1_epi32(_mm512_set1_epi32(h0), 0xff00, h1);
-        h = _mm512_and_si512(_mm512_srlv_epi32(h, g), one); /* bit g of each byte */
-        W[j] = _mm512_or_si512(nib, _mm512_slli_epi32(h, 4));
+    const __m512i hidx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        __m512i h = _mm512_permutexvar_epi32(_mm512_add_epi32(hidx, _mm512_set1_epi32(j)), qh);
+        h = _mm512_and_si512(_mm512_srlv_epi32(h, g), _mm512_set1_epi8(1)); /* bit g of each byte */
+        W[j] = _mm512_or_si512(k4_nibbles(q0, q1, j), _mm512_slli_epi32(h, 4));
     }
-    float sc[16], mn[16];
-#pragma GCC unroll 8
-    for (int s = 0; s < 2; s++)
-        k4_scales(x[s].scales, celer_fp16_to_fp32(x[s].d), celer_fp16_to_fp32(x[s].dmin), sc + 8 * s,
-                  mn + 8 * s);
-    *D = _mm512_loadu_ps(sc);
-    *M = _mm512_loadu_ps(mn);
+    k4_scales((const uint8_t *)x, D, M);
 }
 
 /* One Q6_K super-block = 16 groups of 16. Group i: half n = i/8, quarter qq = (i%8)/2,
  * l0 = 16*(i%2); byte m: low 4 bits = nibble (qq/2) of ql[64n + 32*(qq%2) + l0 + m],
- * high 2 bits = bits 2qq..2qq+1 of qh[32n + l0 + m]. */
+ * high 2 bits = bits 2qq..2qq+1 of qh[32n + l0 + m]. ql is two registers, qh one, so each
+ * step is one vpermt2d and one vpermd. */
 ALWAYS_INLINE void dec_q6_K(const block_q6_K *x, __m512i *W, __m512 *D) {
-    const __m512i ql_idx = _mm512_setr_epi32(0, 16, 32, 48, 0, 16, 32, 48, 64, 80, 96, 112, 64, 80,
-                                             96, 112);
+    const __m512i ql0 = _mm512_loadu_si512(x->ql), ql1 = _mm512_loadu_si512(x->ql + 64);
+    const __m512i qh = _mm512_loadu_si512(x->qh);
+    const __m512i ql_idx = _mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 16, 20, 24, 28, 16, 20, 24, 28);
     const __m512i ql_sh = _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4);
-    const __m512i qh_idx = _mm512_setr_epi32(0, 16, 0, 16, 0, 16, 0, 16, 32, 48, 32, 48, 32, 48,
-                                             32, 48);
+    const __m512i qh_idx = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 8, 12, 8, 12, 8, 12, 8, 12);
     const __m512i qh_sh = _mm512_setr_epi32(0, 0, 2, 2, 4, 4, 6, 6, 0, 0, 2, 2, 4, 4, 6, 6);
-#pragma GCC unroll 8
+#pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
-        __m512i l = _mm512_i32gather_epi32(ql_idx, x->ql + 4 * j, 1);
-        __m512i h = _mm512_i32gather_epi32(qh_idx, x->qh + 4 * j, 1);
+        const __m512i jj = _mm512_set1_epi32(j);
+        __m512i l = _mm512_permutex2var_epi32(ql0, _mm512_add_epi32(ql_idx, jj), ql1);
+        __m512i h = _mm512_permutexvar_epi32(_mm512_add_epi32(qh_idx, jj), qh);
         l = _mm512_and_si512(_mm512_srlv_epi32(l, ql_sh), _mm512_set1_epi8(0x0f));
         h = _mm512_and_si512(_mm512_srlv_epi32(h, qh_sh), _mm512_set1_epi8(0x03));
         W[j] = _mm512_or_si512(l, _mm512_slli_epi32(h, 4));
@@ -319,26 +320,27 @@ ALWAYS_INLINE void dec_q6_K(const block_q6_K *x, __m512i *W, __m512 *D) {
     *D = _mm512_mul_ps(sc, _mm512_set1_ps(celer_fp16_to_fp32(x->d)));
 }
 
-/* Decode tile `tile` of a weight row; a partial last tile is decoded from a zero-padded copy
- * (zero scales make the padding contribute exactly nothing). */
-ALWAYS_INLINE void dec_tile(int ty, const char *row, int64_t tile, int64_t ngroups, __m512i *W,
+/* Decode tile `tile` of a weight row of n values; a partial last Q4_0/Q8_0 tile is decoded
+ * from a zero-padded copy (zero scales make the padding contribute exactly nothing). */
+ALWAYS_INLINE void dec_tile(int ty, const char *row, int64_t tile, int64_t n, __m512i *W,
                             __m512 *D, __m512 *M) {
     const char *src = row + tile * (int64_t)tile_bytes(ty);
+    switch (ty) {
+    case TY_Q4_K: dec_q4_K((const block_q4_K *)src, W, D, M); return;
+    case TY_Q5_K: dec_q5_K((const block_q5_K *)src, W, D, M); return;
+    case TY_Q6_K: dec_q6_K((const block_q6_K *)src, W, D); return;
+    default: break;
+    }
     _Alignas(64) char pad[16 * sizeof(block_q8_0)];
-    const int64_t left = ngroups - tile * LANES;
+    const int64_t left = n / QK8_0 - tile * LANES;
     if (left < LANES) {
-        size_t have = (size_t)left * tile_bytes(ty) / LANES;
+        const size_t bsz = ty == TY_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
         memset(pad, 0, sizeof pad);
-        memcpy(pad, src, have);
+        memcpy(pad, src, (size_t)left * bsz);
         src = pad;
     }
-    switch (ty) {
-    case TY_Q4_0: dec_q4_0((const block_q4_0 *)src, W, D); break;
-    case TY_Q8_0: dec_q8_0((const block_q8_0 *)src, W, D); break;
-    case TY_Q4_K: dec_q4_K((const block_q4_K *)src, W, D, M); break;
-    case TY_Q5_K: dec_q5_K((const block_q5_K *)src, W, D, M); break;
-    default: dec_q6_K((const block_q6_K *)src, W, D); break;
-    }
+    if (ty == TY_Q4_0) dec_q4_0((const block_q4_0 *)src, W, D);
+    else dec_q8_0((const block_q8_0 *)src, W, D);
 }
 
 /* ---------------------------------------------------------------- quantized driver */
@@ -349,8 +351,7 @@ enum { WB_NONE, WB_STORE, WB_LOAD }; /* decoded-tile buffer use, for k > TG */
 /* Tiles [tile0, tile0 + cn) of one weight row against T activation rows. sa: prepared tile
  * tile0 of the first of the T rows; tiles are tstride zmm apart, rows azmm apart. io: the
  * T accumulators (read unless `first`). */
-ALWAYS_INLINE void row_tiles(int ty, int T, const char *row, int64_t tile0, int cn,
-                             int64_t ngroups, const __m512i *sa, size_t tstride, __m512 *io,
+ALWAYS_INLINE void row_tiles(int ty, int T, const char *row, int64_t tile0, int cn, int64_t n, const __m512i *sa, size_t tstride, __m512 *io,
                              int first, int mode, __m512i *wbuf) {
     const int S = steps(ty), AZ = azmm(ty);
     __m512 acc[TG];
@@ -365,7 +366,7 @@ ALWAYS_INLINE void row_tiles(int ty, int T, const char *row, int64_t tile0, int 
             D = _mm512_castsi512_ps(wbuf[c * WZ + 8]);
             M = _mm512_castsi512_ps(wbuf[c * WZ + 9]);
         } else {
-            dec_tile(ty, row, tile0 + c, ngroups, W, &D, &M);
+            dec_tile(ty, row, tile0 + c, n, W, &D, &M);
             if (mode == WB_STORE) {
 #pragma GCC unroll 8
                 for (int j = 0; j < S; j++) wbuf[c * WZ + j] = W[j];
@@ -403,7 +404,7 @@ ALWAYS_INLINE void row_tiles(int ty, int T, const char *row, int64_t tile0, int 
 }
 
 #define ROW_TILES_T(T)                                                                         \
-    row_tiles(ty, T, row, s0 + c0, cn, ngroups, scratch + ((size_t)c0 * kp + tg0) * AZ,      \
+    row_tiles(ty, T, row, s0 + c0, cn, n, scratch + ((size_t)c0 * kp + tg0) * AZ,      \
               (size_t)kp * AZ, accb + (size_t)i * kp + tg0, c0 == 0, mode, wbuf)
 
 ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w_stride,
@@ -411,9 +412,8 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
                              int32_t k, float *restrict out, int64_t ld) {
     if (r1 <= r0 || k <= 0) return;
     const int AZ = azmm(ty);
-    const int64_t ngroups = n / group_size(ty);
-    const int64_t ntiles = (ngroups + LANES - 1) / LANES;
-    const int64_t st = SC_VALUES / (LANES * group_size(ty)); /* tiles per span */
+    const int64_t ntiles = (n + tile_values(ty) - 1) / tile_values(ty);
+    const int64_t st = SC_VALUES / tile_values(ty); /* tiles per span */
     for (int64_t t0 = 0; t0 < k; t0 += KB) {
         const int kp = (int)(k - t0 < KB ? k - t0 : KB);
         const char *a0 = (const char *)act + (size_t)t0 * act_stride;
@@ -424,7 +424,7 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
             __m512i scratch[(size_t)ns * kp * AZ];
             for (int c = 0; c < ns; c++)
                 for (int t = 0; t < kp; t++)
-                    prep_tile(ty, a0 + (size_t)t * act_stride, ngroups, s0 + c,
+                    prep_tile(ty, a0 + (size_t)t * act_stride, n, s0 + c,
                               scratch + ((size_t)c * kp + t) * AZ);
             int C = L1_ACT / (kp * AZ * 64);
             if (C < 1) C = 1;
