@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/multiversion.h"
 #include "core/threadpool.h"
 #include "core/types.h"
 #include "model/model.h"
@@ -45,7 +46,7 @@ struct celer_context {
     float *k, *v;    /* [n][kv_dim] */
     float *att;      /* [n][n_head*head_dim] attention output */
     float *hb, *hb2; /* [n][n_ff] */
-    float *scores;   /* [n_threads][n_ctx] */
+    float *scores;   /* [n_threads][attn_scratch_floats] */
     uint8_t *actq[MAX_MATMUL_JOBS]; /* activations in vec_dot types */
     size_t actq_cap;                /* bytes per actq buffer */
     float *inv_freq;                /* [n_rot/2] rope inverse frequencies */
@@ -61,6 +62,8 @@ struct celer_context {
     int32_t logits_cap;              /* rows allocated */
     int32_t n_out;
 };
+
+static size_t attn_scratch_floats(const celer_context *ctx);
 
 celer_context_params celer_context_default_params(void) {
     celer_context_params p;
@@ -183,7 +186,7 @@ celer_status celer_context_create(const celer_model *model, const celer_context_
     ctx->att = xcalloc(nb * qd, sizeof(float), &ok);
     ctx->hb = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &ok);
     ctx->hb2 = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &ok);
-    ctx->scores = xcalloc((size_t)p.n_threads * (size_t)(ctx->n_ctx), sizeof(float), &ok);
+    ctx->scores = xcalloc((size_t)p.n_threads * attn_scratch_floats(ctx), sizeof(float), &ok);
     ctx->actq_cap = nb * max_act_row_bytes(model);
     for (int i = 0; i < MAX_MATMUL_JOBS; i++) ctx->actq[i] = xcalloc(ctx->actq_cap, 1, &ok);
     ctx->inv_freq = xcalloc((size_t)hp->n_rot / 2, sizeof(float), &ok);
@@ -355,7 +358,7 @@ static void matmul(celer_context *ctx, const float *x, int32_t n, const cm_matri
 
 /* ---------------------------------------------------------------- elementwise pieces */
 
-static void rmsnorm(float *out, const float *x, const float *weight, int32_t n, float eps) {
+CELER_MULTIVERSION static void rmsnorm(float *out, const float *x, const float *weight, int32_t n, float eps) {
     /* Sum in double, like an exact reference; llama.cpp sums in float but the difference is
      * far below the tolerance and this is order-independent. */
     double ss = 0.0;
@@ -404,7 +407,7 @@ typedef struct swiglu_region {
     int64_t n;
 } swiglu_region;
 
-static void swiglu_worker(void *arg, int32_t ith, int32_t nth) {
+CELER_MULTIVERSION static void swiglu_worker(void *arg, int32_t ith, int32_t nth) {
     const swiglu_region *r = arg;
     int64_t per = (r->n + nth - 1) / nth, i0 = per * ith, i1 = i0 + per < r->n ? i0 + per : r->n;
     for (int64_t i = i0; i < i1; i++) r->gate[i] = silu(r->gate[i]) * r->up[i];
@@ -417,72 +420,90 @@ typedef struct attn_region {
     int32_t layer, n;
 } attn_region;
 
-static float kv_dot(const celer_context *ctx, const void *cache, size_t index, const float *q, int32_t n) {
+/* A cached K or V row (kv_dim wide at `index`) as floats: the row itself for an F32 cache,
+ * converted once into tmp for F16, so every head of a group reads it without converting. */
+static inline __attribute__((always_inline)) const float *kv_row(const celer_context *ctx, const void *cache, size_t index, float *tmp, int32_t n) {
+    if (ctx->kv_elem == 4) return (const float *)cache + index;
+    const uint16_t *h = (const uint16_t *)cache + index;
+    for (int32_t i = 0; i < n; i++) tmp[i] = celer_fp16_to_fp32(h[i]);
+    return tmp;
+}
+
+static inline __attribute__((always_inline)) float dot_f32(const float *a, const float *b, int32_t n) {
     float s = 0.0f;
-    if (ctx->kv_elem == 4) {
-        const float *k = (const float *)cache + index;
 #pragma omp simd reduction(+ : s)
-        for (int32_t i = 0; i < n; i++) s += q[i] * k[i];
-    } else {
-        const uint16_t *k = (const uint16_t *)cache + index;
-        for (int32_t i = 0; i < n; i++) s += q[i] * celer_fp16_to_fp32(k[i]);
-    }
+    for (int32_t i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
-static void kv_axpy(const celer_context *ctx, const void *cache, size_t index, float a, float *out, int32_t n) {
-    if (ctx->kv_elem == 4) {
-        const float *v = (const float *)cache + index;
-        for (int32_t i = 0; i < n; i++) out[i] += a * v[i];
-    } else {
-        const uint16_t *v = (const uint16_t *)cache + index;
-        for (int32_t i = 0; i < n; i++) out[i] += a * celer_fp16_to_fp32(v[i]);
-    }
+/* Scratch floats one attention job needs: scores of every head of a group, a converted row,
+ * and per-head max and sum. */
+static size_t attn_scratch_floats(const celer_context *ctx) {
+    const cm_hparams *hp = &ctx->model->hp;
+    size_t group = (size_t)(hp->n_head / hp->n_head_kv);
+    return group * (size_t)ctx->n_ctx + (size_t)hp->head_dim + 2 * group;
 }
 
-/* One (token, head) pair: softmax over the sequence's cached rows plus the batch rows the
- * mask allows. Batch rows already sit in the cache at their slots. */
-static void attend_one(celer_context *ctx, int32_t layer, int32_t i, int32_t h, float *scores) {
+/*
+ * One (token, KV head) pair: the softmax attention of every query head that shares this KV
+ * head (grouped-query attention), over the sequence's cached rows plus the batch rows the
+ * mask allows. Batch rows already sit in the cache at their slots. Each K and V row is read
+ * once for the whole group. The sums for a token do not depend on the rest of the batch.
+ */
+CELER_MULTIVERSION static void attend_group(celer_context *ctx, int32_t layer, int32_t i, int32_t kvh, float *scratch) {
     const cm_hparams *hp = &ctx->model->hp;
-    const int32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, kvh = h / group;
+    const int32_t hd = hp->head_dim, G = hp->n_head / hp->n_head_kv, n_ctx = ctx->n_ctx;
     const int32_t seq = ctx->b_seq[i], base = ctx->seq_len[seq];
-    const float *q = ctx->q + (size_t)i * (size_t)hp->n_head * hd + (size_t)h * hd;
-    float *out = ctx->att + (size_t)i * (size_t)hp->n_head * hd + (size_t)h * hd;
+    const size_t q_off = (size_t)i * (size_t)hp->n_head * hd + (size_t)kvh * G * hd;
+    const float *q = ctx->q + q_off;
+    float *out = ctx->att + q_off;
     const float scale = 1.0f / sqrtf((float)hd);
     const int32_t end = ctx->b_slot[i] + 1; /* rows beyond the token's own slot are later batch rows */
     const uint8_t *mask_row = ctx->b_mask + (size_t)i * (size_t)ctx->n_batch;
-    float maxv = -INFINITY;
+    float *scores = scratch, *tmp = scratch + (size_t)G * n_ctx, *maxv = tmp + hd, *sum = maxv + G;
+
+    for (int32_t g = 0; g < G; g++) maxv[g] = -INFINITY;
     for (int32_t t = 0; t < end; t++) {
         if (t >= base && !mask_row[t - base]) {
-            scores[t] = -INFINITY;
+            for (int32_t g = 0; g < G; g++) scores[(size_t)g * n_ctx + t] = -INFINITY;
             continue;
         }
-        size_t idx = kv_row_index(ctx, layer, seq, t) + (size_t)kvh * hd;
-        scores[t] = kv_dot(ctx, ctx->k_cache, idx, q, hd) * scale;
-        if (scores[t] > maxv) maxv = scores[t];
+        const float *k = kv_row(ctx, ctx->k_cache, kv_row_index(ctx, layer, seq, t) + (size_t)kvh * hd, tmp, hd);
+        for (int32_t g = 0; g < G; g++) {
+            float sc = dot_f32(q + (size_t)g * hd, k, hd) * scale;
+            scores[(size_t)g * n_ctx + t] = sc;
+            if (sc > maxv[g]) maxv[g] = sc;
+        }
     }
-    float sum = 0.0f;
-    for (int32_t t = 0; t < end; t++) {
-        float e = scores[t] == -INFINITY ? 0.0f : expf(scores[t] - maxv);
-        scores[t] = e;
-        sum += e;
+    for (int32_t g = 0; g < G; g++) {
+        float *sg = scores + (size_t)g * n_ctx, total = 0.0f;
+        for (int32_t t = 0; t < end; t++) {
+            float e = sg[t] == -INFINITY ? 0.0f : expf(sg[t] - maxv[g]);
+            sg[t] = e;
+            total += e;
+        }
+        sum[g] = 1.0f / total;
     }
-    memset(out, 0, (size_t)hd * sizeof(float));
-    float inv = 1.0f / sum;
+    memset(out, 0, (size_t)G * hd * sizeof(float));
     for (int32_t t = 0; t < end; t++) {
-        if (scores[t] == 0.0f) continue;
-        size_t idx = kv_row_index(ctx, layer, seq, t) + (size_t)kvh * hd;
-        kv_axpy(ctx, ctx->v_cache, idx, scores[t] * inv, out, hd);
+        if (t >= base && !mask_row[t - base]) continue;
+        const float *v = kv_row(ctx, ctx->v_cache, kv_row_index(ctx, layer, seq, t) + (size_t)kvh * hd, tmp, hd);
+        for (int32_t g = 0; g < G; g++) {
+            float pw = scores[(size_t)g * n_ctx + t] * sum[g];
+            float *o = out + (size_t)g * hd;
+#pragma omp simd
+            for (int32_t d = 0; d < hd; d++) o[d] += pw * v[d];
+        }
     }
 }
 
 static void attention_worker(void *arg, int32_t ith, int32_t nth) {
     const attn_region *r = arg;
     celer_context *ctx = r->ctx;
-    const int32_t n_head = ctx->model->hp.n_head;
-    float *scores = ctx->scores + (size_t)ith * (size_t)ctx->n_ctx;
-    for (int32_t job = ith; job < r->n * n_head; job += nth)
-        attend_one(ctx, r->layer, job / n_head, job % n_head, scores);
+    const int32_t n_kv = ctx->model->hp.n_head_kv;
+    float *scratch = ctx->scores + (size_t)ith * attn_scratch_floats(ctx);
+    for (int32_t job = ith; job < r->n * n_kv; job += nth)
+        attend_group(ctx, r->layer, job / n_kv, job % n_kv, scratch);
 }
 
 /* ---------------------------------------------------------------- the forward pass */

@@ -9,6 +9,10 @@
 
 #include "tensor/tensor.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 /* Defined in kernels_avx2.c / kernels_avx512.c. */
 const ct_kernels *ct_kernels_avx2(void);
 const ct_kernels *ct_kernels_avx512_vnni(int has_bf16);
@@ -19,11 +23,21 @@ const ct_kernels *ct_kernels_avx512_vnni(int has_bf16);
 #define CT_X86 0
 #endif
 
+/* F16C from cpuid leaf 1 directly: clang (14) has no "f16c" name for __builtin_cpu_supports.
+ * Its registers are the AVX ones, whose OS support the "avx2" check already covers. */
+static bool cpu_has_f16c(void) {
+#if CT_X86
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+#else
+    return false;
+#endif
+}
+
 static bool cpu_has_avx2(void) {
 #if CT_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 #else
     return false;
 #endif

@@ -239,17 +239,17 @@ ALWAYS_INLINE void dec_q8_0(const block_q8_0 *x, __m512i *W, __m512 *D) {
  * i/8). One vpermb gathers, per dword lane, the byte holding the low bits (byte 0) and, for
  * sub-blocks 4..7, the byte holding the top two bits (byte 1); lanes 0..7 build sc, 8..15 m:
  *   sc[g] = g < 4 ? s[g] & 63 : (s[g+4] & 15) | (s[g-4] >> 6) << 4
- *   m[g]  = g < 4 ? s[g+4] & 63 : (s[g+4] >> 4) | (s[g] >> 6) << 4      (s = header + 4) */
+ *   m[g]  = g < 4 ? s[g+4] & 63 : (s[g+4] >> 4) | (s[g] >> 6) << 4      (s = header + 4)
+ * (vpshufb on the header broadcast to every 128-bit lane; index 0x80 gives a zero byte.) */
 ALWAYS_INLINE void k4_scales(const uint8_t *hdr, __m512 *D, __m512 *M) {
     const __m128i H = _mm_loadu_si128((const __m128i *)hdr);
-    const __m512i idx = _mm512_setr_epi32(
-        4 + 0, 4 + 1, 4 + 2, 4 + 3, 4 + 8 + (0 << 8), 4 + 9 + (1 << 8), 4 + 10 + (2 << 8),
-        4 + 11 + (3 << 8), 4 + 4, 4 + 5, 4 + 6, 4 + 7, 4 + 8 + (4 << 8), 4 + 9 + (5 << 8),
-        4 + 10 + (6 << 8), 4 + 11 + (7 << 8));
-    /* byte 0 of every dword, byte 1 of the dwords for sub-blocks 4..7 */
-    const __mmask64 keep = 0x1111111111111111ull | 0x2222000022220000ull;
-    const __m512i X = _mm512_maskz_permutexvar_epi8(keep, _mm512_add_epi32(idx, _mm512_set1_epi32(4 << 8)),
-                                                    _mm512_castsi128_si512(H));
+#define K4B(lo, hi) (int)((4 + (lo)) | ((hi) < 0 ? 0x80 : 4 + (hi)) << 8 | 0x8080u << 16)
+    const __m512i idx = _mm512_setr_epi32(K4B(0, -1), K4B(1, -1), K4B(2, -1), K4B(3, -1), K4B(8, 0),
+                                          K4B(9, 1), K4B(10, 2), K4B(11, 3), K4B(4, -1), K4B(5, -1),
+                                          K4B(6, -1), K4B(7, -1), K4B(8, 4), K4B(9, 5), K4B(10, 6),
+                                          K4B(11, 7));
+#undef K4B
+    const __m512i X = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(H), idx);
     const __m512i sh = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4);
     const __m512i lm = _mm512_setr_epi32(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15);
     const __m512i lo = _mm512_and_si512(_mm512_srlv_epi32(X, sh), lm);
