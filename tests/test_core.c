@@ -32,6 +32,19 @@ TEST(core_fp16_round_trip_exhaustive) {
     }
 }
 
+TEST(core_fp16_row_conversion_matches_scalar) {
+    static uint16_t in[65536];
+    static float out[65536];
+    for (uint32_t h = 0; h < 65536; h++) in[h] = (uint16_t)h;
+    celer_fp16_to_fp32_row(in, out, 65536);
+    for (uint32_t h = 0; h < 65536; h++) {
+        float want = celer_fp16_to_fp32((uint16_t)h);
+        bool both_nan = want != want && out[h] != out[h];
+        CHECKF(both_nan || memcmp(&want, &out[h], 4) == 0, "half 0x%04x: %g vs %g", h, want, out[h]);
+        if (test_failed_now()) return;
+    }
+}
+
 TEST(core_fp16_rounding) {
     /* Halfway cases round to even; tiny values flush to signed zero; big ones to inf. */
     CHECK_EQ_INT(celer_fp32_to_fp16(1.0f + 1.0f / 2048), 0x3c00);             /* tie -> even */

@@ -57,6 +57,25 @@ static inline uint16_t celer_fp32_to_fp16(float f) {
     return (uint16_t)(sign | q);
 }
 
+/* Converts a row of halves with branch-free arithmetic that compilers vectorize (the KV cache
+ * path). Same results as celer_fp16_to_fp32 for every input. */
+static inline void celer_fp16_to_fp32_row(const uint16_t *restrict h, float *restrict out, int n) {
+    for (int i = 0; i < n; i++) {
+        uint32_t x = h[i];
+        uint32_t sign = (x & 0x8000u) << 16;
+        uint32_t em = (x & 0x7fffu) << 13;               /* exponent and mantissa in place */
+        uint32_t exp = em & 0x0f800000u;
+        uint32_t normal = em + 0x38000000u;              /* rebias 15 -> 127 */
+        uint32_t infnan = em + 0x70000000u;              /* exponent 31 -> 255 */
+        /* subnormal: value = mant * 2^-24, computed exactly in float */
+        float sub = celer_bits_f32(em + 0x38800000u) - celer_bits_f32(0x38800000u);
+        uint32_t bits = exp == 0x0f800000u ? infnan : normal;
+        float v = celer_bits_f32(bits);
+        v = exp == 0 ? sub : v;
+        out[i] = celer_bits_f32(celer_f32_bits(v) | sign);
+    }
+}
+
 static inline float celer_bf16_to_fp32(uint16_t h) { return celer_bits_f32((uint32_t)h << 16); }
 
 static inline uint16_t celer_fp32_to_bf16(float f) {

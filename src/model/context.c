@@ -424,8 +424,7 @@ typedef struct attn_region {
  * converted once into tmp for F16, so every head of a group reads it without converting. */
 static inline __attribute__((always_inline)) const float *kv_row(const celer_context *ctx, const void *cache, size_t index, float *tmp, int32_t n) {
     if (ctx->kv_elem == 4) return (const float *)cache + index;
-    const uint16_t *h = (const uint16_t *)cache + index;
-    for (int32_t i = 0; i < n; i++) tmp[i] = celer_fp16_to_fp32(h[i]);
+    celer_fp16_to_fp32_row((const uint16_t *)cache + index, tmp, n);
     return tmp;
 }
 

@@ -50,14 +50,17 @@
 
 enum { TY_Q4_0, TY_Q8_0, TY_Q4_K, TY_Q5_K, TY_Q6_K };
 
-/* Q4_0/Q8_0: a tile is 16 blocks (512 values), lane i = block i, 8 dpbusd steps.
- * K-quants: a tile is one super-block (256 values) and 4 steps; a lane holds half of a
- * 32-value Q4_K/Q5_K sub-block (lanes g and g+8 share sub-block g and its scale) or one
+/* Q4_0: a tile is 16 blocks (512 values), lane i = block i, 8 dpbusd steps.
+ * Q8_0: a tile is 8 blocks (256 values) and 4 steps; lanes b and b+8 hold the two halves of
+ * block b. K-quants: a tile is one super-block (256 values) and 4 steps; a lane holds half
+ * of a 32-value Q4_K/Q5_K sub-block (lanes g and g+8 share sub-block g and its scale) or one
  * 16-value Q6_K sub-block. Either way every lane has exactly one weight scale. */
 ALWAYS_INLINE int is_k(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K || ty == TY_Q6_K; }
-ALWAYS_INLINE int tile_values(int ty) { return is_k(ty) ? QK_K : 16 * QK8_0; }
+ALWAYS_INLINE int tile_values(int ty) { return ty == TY_Q4_0 ? 16 * QK4_0 : 256; }
 /* dpbusd steps per tile and activation row */
-ALWAYS_INLINE int steps(int ty) { return is_k(ty) ? 4 : 8; }
+ALWAYS_INLINE int steps(int ty) { return ty == TY_Q4_0 ? 8 : 4; }
+/* blocks per tile for Q4_0/Q8_0 */
+ALWAYS_INLINE int tile_blocks(int ty) { return ty == TY_Q4_0 ? 16 : 8; }
 ALWAYS_INLINE int has_min(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K; }
 ALWAYS_INLINE int has_corr(int ty) { return !has_min(ty); }
 /* zmm per prepared activation tile: q[steps], da, aux (corr as int32 or dsum as float) */
@@ -66,7 +69,7 @@ ALWAYS_INLINE int azmm(int ty) { return steps(ty) + 2; }
 ALWAYS_INLINE size_t tile_bytes(int ty) {
     switch (ty) {
     case TY_Q4_0: return 16 * sizeof(block_q4_0);
-    case TY_Q8_0: return 16 * sizeof(block_q8_0);
+    case TY_Q8_0: return 8 * sizeof(block_q8_0);
     case TY_Q4_K: return sizeof(block_q4_K);
     case TY_Q5_K: return sizeof(block_q5_K);
     default: return sizeof(block_q6_K);
@@ -133,22 +136,28 @@ static void reduce_store(const __m512 *acc, int nacc, int nr, int kp, float *out
 
 /* ---------------------------------------------------------------- activation prep */
 
-/* Q8_0 activations (32-element blocks) for weights stored with offset 1 << off_shift. */
-static void prep_q8_0(const block_q8_0 *a, int nvalid, int off_shift, __m512i *p) {
-    const __mmask16 m = (__mmask16)((1u << nvalid) - 1);
-    const __m512i base = _mm512_mullo_epi32(_mm512_loadu_si512(lane_ids),
-                                            _mm512_set1_epi32((int)sizeof(block_q8_0)));
+/* Q8_0 activations for a Q4_0 tile (lane i = block i, 8 steps, weight offset 8) or a Q8_0
+ * tile (lane i = half i/8 of block i%8, 4 steps, weight offset 128); nvalid blocks. */
+static void prep_q8_0(int q8, const block_q8_0 *a, int nvalid, __m512i *p) {
+    const __m512i lane = _mm512_loadu_si512(lane_ids);
+    const __m512i blk = q8 ? _mm512_and_si512(lane, _mm512_set1_epi32(7)) : lane;
+    const __mmask16 m = _mm512_cmplt_epi32_mask(blk, _mm512_set1_epi32(nvalid));
+    const __m512i dofs = _mm512_mullo_epi32(blk, _mm512_set1_epi32((int)sizeof(block_q8_0)));
+    const __m512i base = _mm512_add_epi32(
+        dofs, q8 ? _mm512_add_epi32(_mm512_set1_epi32(2), _mm512_slli_epi32(_mm512_srli_epi32(lane, 3), 4))
+                 : _mm512_set1_epi32(2));
     const __m512i ones = _mm512_set1_epi8(1);
+    const int S = q8 ? 4 : 8;
     __m512i sum = _mm512_setzero_si512();
-    for (int j = 0; j < 8; j++) {
-        __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(2 + 4 * j));
-        __m512i q = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, a, 1);
+    for (int j = 0; j < S; j++) {
+        __m512i q = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m,
+                                                _mm512_add_epi32(base, _mm512_set1_epi32(4 * j)), a, 1);
         p[j] = q;
         sum = _mm512_dpbusd_epi32(sum, ones, q);
     }
-    __m512i d16 = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, base, a, 1);
-    p[8] = _mm512_castps_si512(fp16x16_to_ps(_mm512_and_si512(d16, _mm512_set1_epi32(0xffff))));
-    p[9] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_sll_epi32(sum, _mm_cvtsi32_si128(off_shift)));
+    __m512i d16 = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, dofs, a, 1);
+    p[S] = _mm512_castps_si512(fp16x16_to_ps(_mm512_and_si512(d16, _mm512_set1_epi32(0xffff))));
+    p[S + 1] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, q8 ? 7 : 3));
 }
 
 /* Q8_K activations for Q4_K/Q5_K, one super-block: lane i = (sub-block g = i%8, half
@@ -184,9 +193,9 @@ ALWAYS_INLINE void prep_tile(int ty, const void *act, int64_t n, int64_t tile, _
     switch (ty) {
     case TY_Q4_0:
     case TY_Q8_0: {
-        const int64_t b0 = tile * LANES, nb = n / QK8_0;
-        const int nvalid = (int)(nb - b0 < LANES ? nb - b0 : LANES);
-        prep_q8_0((const block_q8_0 *)act + b0, nvalid, ty == TY_Q4_0 ? 3 : 7, p);
+        const int64_t tb = tile_blocks(ty), b0 = tile * tb, nb = n / QK8_0;
+        const int nvalid = (int)(nb - b0 < tb ? nb - b0 : tb);
+        prep_q8_0(ty == TY_Q8_0, (const block_q8_0 *)act + b0, nvalid, p);
         break;
     }
     case TY_Q6_K: prep_q8_K_16((const block_q8_K *)act + tile, p); break;
@@ -222,16 +231,33 @@ ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, __m512i *W, __m512 *D) {
     *D = fp16x16_to_ps(_mm512_i32gather_epi32(idx, x, 1));
 }
 
-/* 16 Q8_0 blocks, bytes biased to unsigned (q + 128). */
+/* 8 Q8_0 blocks, bytes biased to unsigned (q + 128). Step j, lane (b, h) = (i%8, i/8) takes
+ * dword 4h + j of block b. Registers Z[p] = blocks 2p, 2p+1 (32 bytes each); a first
+ * vpermt2d round gathers dwords {2m, 2m+1, 4+2m, 5+2m} of blocks 0..3 (A[m]) and 4..7 (B[m]),
+ * a second picks each step from A[j/2], B[j/2]. */
 ALWAYS_INLINE void dec_q8_0(const block_q8_0 *x, __m512i *W, __m512 *D) {
-    const __m512i idx = _mm512_mullo_epi32(_mm512_loadu_si512(lane_ids),
-                                           _mm512_set1_epi32((int)sizeof(block_q8_0)));
+    __m512i Z[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++)
+        Z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[2 * p].qs)),
+                                  _mm256_loadu_si256((const __m256i *)x[2 * p + 1].qs), 1);
+    /* lane 4bb + q of A[m]: block bb, dword (2m, 4+2m, 2m+1, 5+2m)[q] */
+    const __m512i i0 = _mm512_setr_epi32(0, 4, 1, 5, 8, 12, 9, 13, 16, 20, 17, 21, 24, 28, 25, 29);
+    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(2));
+    const __m512i A0 = _mm512_permutex2var_epi32(Z[0], i0, Z[1]), A1 = _mm512_permutex2var_epi32(Z[0], i1, Z[1]);
+    const __m512i B0 = _mm512_permutex2var_epi32(Z[2], i0, Z[3]), B1 = _mm512_permutex2var_epi32(Z[2], i1, Z[3]);
+    /* step j, lane (b, h): table A (b < 4) or B, lane 4(b%4) + 2(j%2) + h */
+    const __m512i s0 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i s1 = _mm512_add_epi32(s0, _mm512_set1_epi32(2));
     const __m512i bias = _mm512_set1_epi8((char)0x80);
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; j++)
-        W[j] = _mm512_xor_si512(
-            _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(2 + 4 * j)), x, 1), bias);
-    *D = fp16x16_to_ps(_mm512_i32gather_epi32(idx, x, 1));
+    W[0] = _mm512_xor_si512(_mm512_permutex2var_epi32(A0, s0, B0), bias);
+    W[1] = _mm512_xor_si512(_mm512_permutex2var_epi32(A0, s1, B0), bias);
+    W[2] = _mm512_xor_si512(_mm512_permutex2var_epi32(A1, s0, B1), bias);
+    W[3] = _mm512_xor_si512(_mm512_permutex2var_epi32(A1, s1, B1), bias);
+    const __m256i didx = _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)lane_ids),
+                                            _mm256_set1_epi32((int)sizeof(block_q8_0)));
+    const __m256 d8 = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_i32gather_epi32((const int *)x, didx, 1)));
+    *D = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(d8)));
 }
 
 /* Scales d*sc[g] and negated mins -dmin*m[g] of the 8 sub-blocks of a Q4_K/Q5_K super-block
@@ -331,9 +357,9 @@ ALWAYS_INLINE void dec_tile(int ty, const char *row, int64_t tile, int64_t n, __
     case TY_Q6_K: dec_q6_K((const block_q6_K *)src, W, D); return;
     default: break;
     }
-    _Alignas(64) char pad[16 * sizeof(block_q8_0)];
-    const int64_t left = n / QK8_0 - tile * LANES;
-    if (left < LANES) {
+    _Alignas(64) char pad[16 * sizeof(block_q4_0)];
+    const int64_t left = n / QK8_0 - tile * tile_blocks(ty);
+    if (left < tile_blocks(ty)) {
         const size_t bsz = ty == TY_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
         memset(pad, 0, sizeof pad);
         memcpy(pad, src, (size_t)left * bsz);
