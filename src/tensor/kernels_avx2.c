@@ -2,10 +2,14 @@
  * AVX2 + FMA + F16C kernel set, "avx2". Built with ISA_AVX2 flags; only reached through
  * dispatch.c after cpuid says the CPU has these features.
  *
- * Same "lane = group" scheme as kernels_avx512.c (see the comment there), with 8 int32 lanes:
- * a tile is 8 groups (8 Q4_0/Q8_0 blocks, one Q4_K/Q5_K super-block, half a Q6_K
- * super-block). Without VNNI the 4-byte dot step is maddubs (u8 x s8 -> saturating i16 pairs)
- * followed by madd with ones. Pair sums stay below 2^15 for 4-, 5- and 6-bit unsigned
+ * "Lane = group" scheme (as described in kernels_avx512.c) with 8 int32 lanes: lane i of a
+ * weight register holds bytes of group i, the run of values sharing one scale; a tile is 8
+ * groups (8 Q4_0/Q8_0 blocks, one Q4_K/Q5_K super-block, half a Q6_K super-block), decoded
+ * once into registers and applied to up to 8 activation rows (activation tiles prepared for
+ * CHUNK_TILES tiles at a time, outside the row loop). Each (row, activation row) sum is
+ * accumulated in the same order and reduced by the same hsum8 tree whatever k is, so batched
+ * results equal single-row ones bit for bit. Without VNNI the 4-byte dot step is maddubs
+ * (u8 x s8 -> saturating i16 pairs) followed by madd with ones. Pair sums stay below 2^15 for 4-, 5- and 6-bit unsigned
  * weights; Q8_0 weights would overflow when biased to unsigned, so they use the sign trick
  * (|w| times a with w's sign) and need no offset.
  */

@@ -2,21 +2,24 @@
  * AVX-512 (F/BW/VL/DQ) + VNNI kernel set, "avx512-vnni". Built with ISA_AVX512 flags; only
  * reached through dispatch.c after cpuid says the CPU has these features.
  *
- * Layout of the quantized products ("lane = group"): a 512-bit register holds 16 int32 lanes
- * and lane i always belongs to group i of a tile of 16 consecutive groups of one row (a group
- * is the run of elements sharing one scale: a Q4_0/Q8_0 block, a 32-element K-quant
- * sub-block, a 16-element Q6_K sub-block). Weight register W[j] lane i holds bytes 4j..4j+3
- * of group i; the activations are re-laid out the same way once per call (prep_*), so
+ * Layout of the quantized products ("one scale per lane"): a weight tile is decoded into
+ * registers W[0..S) whose 16 int32 lanes each belong to exactly one weight scale, and the
+ * activations are re-laid out the same way once per call (prep_*), so
  *     s_i = corr_i + sum_j vpdpbusd(W[j], A[j])_i
- * is the exact integer dot product of group i: no horizontal sum per block, one int->float
- * conversion and one FMA per 16 groups and activation row. vpdpbusd multiplies unsigned by
- * signed bytes, so weights are decoded unsigned (q + off) and corr_i = -off * sum(a) (from the
- * activations) removes the offset exactly. Q4_K/Q5_K mins are one more FMA with the
- * activation's per-group sums.
+ * is an exact integer partial dot product under one scale: no horizontal sum per block, one
+ * int->float conversion and one FMA per tile and activation row.
+ *   Q4_0: 16 blocks per tile, lane = block, 8 steps (xmm inserts + 4x4 dword transposes);
+ *   Q8_0: 8 blocks, lanes b and b+8 = the halves of block b, 4 steps (two vpermt2d rounds);
+ *   Q4_K/Q5_K: one super-block, lanes g and g+8 = the halves of sub-block g, 4 steps (one
+ *     vpermt2d per step; 6-bit scales/mins unpacked with one vpshufb);
+ *   Q6_K: one super-block, lane = 16-value sub-block, 4 steps (vpermt2d + vpermd per step).
+ * vpdpbusd multiplies unsigned by signed bytes, so weights are decoded unsigned (q + off) and
+ * corr_i = -off * sum(a) (from the activations) removes the offset exactly. Q4_K/Q5_K mins
+ * are one more FMA with the activation's per-sub-block sums. No gathers touch the weights.
  *
  * Strategy for k activation rows (the batch of a verification pass):
  *   - activations of up to KB = 16 rows are prepared once per call for a fixed span of
- *     columns (SC_VALUES, independent of k) into a stack scratch;
+ *     columns (SC_VALUES, independent of k) into a stack scratch (at most ~150 KB);
  *   - rows are taken in blocks of RB; the columns of the span in sub-chunks small enough that
  *     the sub-chunk's prepared activations for all k rows stay in L1 while the RB weight rows
  *     pass over them; each weight tile is decoded once into registers and applied to up to 8
@@ -27,6 +30,7 @@
  *     than one span adds the spans' sums to the output in span order. The float operations
  *     for a pair are therefore the same whatever k, the other rows or the row range is:
  *     results are bit-identical between k = 1 and any batch (required by batched decoding).
+ *     (Integer parts may be split or reordered freely: integer sums are exact.)
  * F32/F16/BF16 use the same driver with 32- or 64-element tiles and two accumulators per
  * pair; F16 and (without AVX512_BF16) BF16 activations are converted to F32 once per call.
  */
@@ -45,6 +49,13 @@
 #ifndef L1_ACT
 #define L1_ACT 24576 /* bytes of prepared activations a sub-chunk may use */
 #endif
+/* Software prefetch of the weight stream, PF_DIST bytes ahead into L2: the hardware
+ * prefetchers stop at 4 KB pages, and walking the page tables ahead (costly in a VM) raised
+ * single-thread streaming from ~8 to ~10 GB/s on the development machine. */
+#ifndef PF_DIST
+#define PF_DIST 8192
+#endif
+#define PF_HINT _MM_HINT_T1
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -55,7 +66,6 @@ enum { TY_Q4_0, TY_Q8_0, TY_Q4_K, TY_Q5_K, TY_Q6_K };
  * block b. K-quants: a tile is one super-block (256 values) and 4 steps; a lane holds half
  * of a 32-value Q4_K/Q5_K sub-block (lanes g and g+8 share sub-block g and its scale) or one
  * 16-value Q6_K sub-block. Either way every lane has exactly one weight scale. */
-ALWAYS_INLINE int is_k(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K || ty == TY_Q6_K; }
 ALWAYS_INLINE int tile_values(int ty) { return ty == TY_Q4_0 ? 16 * QK4_0 : 256; }
 /* dpbusd steps per tile and activation row */
 ALWAYS_INLINE int steps(int ty) { return ty == TY_Q4_0 ? 8 : 4; }
@@ -392,6 +402,8 @@ ALWAYS_INLINE void row_tiles(int ty, int T, const char *row, int64_t tile0, int 
             D = _mm512_castsi512_ps(wbuf[c * WZ + 8]);
             M = _mm512_castsi512_ps(wbuf[c * WZ + 9]);
         } else {
+            const char *pf = row + (tile0 + c) * (int64_t)tile_bytes(ty) + PF_DIST;
+            for (size_t o = 0; o < tile_bytes(ty); o += 64) _mm_prefetch(pf + o, PF_HINT);
             dec_tile(ty, row, tile0 + c, n, W, &D, &M);
             if (mode == WB_STORE) {
 #pragma GCC unroll 8
@@ -546,6 +558,7 @@ ALWAYS_INLINE void row_f(int ft, int T, const char *row, int64_t e0, int64_t len
         const int64_t left = n - (e0 + e);
         const char *wp = row + (size_t)(e0 + e) * ws;
         const char *ap = arow + (size_t)e * as;
+        for (size_t o = 0; o < (size_t)E * ws; o += 64) _mm_prefetch(wp + PF_DIST + o, PF_HINT);
         if (ft == FT_BF16_DP) {
             const __mmask32 m0 = mask32(left), m1 = mask32(left - 32);
             const __m512i w0 = _mm512_maskz_loadu_epi16(m0, wp), w1 = _mm512_maskz_loadu_epi16(m1, wp + 64);
