@@ -8,7 +8,8 @@
 # Environment: CELER_DATA (default ../shared), CELER_BENCH_MODELS (model cache, default
 # bench-models beside CELER_BIN, e.g. build/bench-models; files are made only when missing), BENCH_TYPES (default
 # "Q4_0 Q8_0 Q4_K_M"), BENCH_REPS (runs per measurement, default 3), BENCH_THREADS
-# (default "1 2").
+# (default "1 2"), LLAMA_BENCH (path of llama.cpp's llama-bench: when set, it runs on the
+# same files in the same run, for a fair race).
 set -u
 CELER=${1:?usage: sh bench/run.sh CELER_BIN BENCH_DIR}
 BENCH_DIR=${2:-}
@@ -111,6 +112,21 @@ echo
 echo "llama.cpp's figures were measured on another machine (see BENCHMARKING.md: 2 cores AMD"
 echo "EPYC Zen 4); compare ratios, and rerun llama-bench on the same files here for a fair race."
 echo
+
+# llama.cpp on the same files, same run (only when LLAMA_BENCH names its llama-bench).
+if [ -n "${LLAMA_BENCH:-}" ] && [ -x "$LLAMA_BENCH" ]; then
+    echo "## llama.cpp llama-bench on the same files (same run)"
+    echo
+    for t in $TYPES; do
+        f=$MODELS/$PRESET-$t.gguf
+        [ -f "$f" ] || continue
+        tl=$(echo $THREADS | tr ' ' ',')
+        "$LLAMA_BENCH" -m "$f" -t "$tl" -p 512 -n 64 -r "$REPS" 2>/dev/null | grep '^|'
+        # Batch cost as celer measures it: k tokens after a 128-token context, 2 threads.
+        "$LLAMA_BENCH" -m "$f" -t 2 -p 1,2,4,8,16 -n 0 -d 128 -ub 16 -b 16 -r "$REPS" 2>/dev/null | grep '^| llama'
+        echo
+    done
+fi
 
 # Other bench programs (bench/*.c, each a standalone program in BENCH_DIR).
 if [ -n "$BENCH_DIR" ] && [ -d "$BENCH_DIR" ]; then

@@ -215,6 +215,50 @@ ALWAYS_INLINE void prep_tile(int ty, const void *act, int64_t n, int64_t tile, _
 
 /* ---------------------------------------------------------------- weight tile decoders */
 
+#ifdef __AVX512VBMI__
+/* Byte indices of the fp16 scale of block i (word i) within its part (see below). */
+#define DW(r) 18 * (r), 18 * (r) + 1
+static const uint8_t q4_0_didx[64] = {DW(0), DW(1), DW(2), DW(3), DW(4), DW(5), DW(6), DW(0),
+                                      DW(1), DW(2), DW(3), DW(4), DW(5), DW(6), DW(0), DW(1)};
+#undef DW
+
+/* The same registers as dec_q4_0 from five loads and byte permutes, without a gather: the
+ * 288-byte tile is read as bytes [0, 128) (blocks 0..6), [126, 254) (blocks 7..13) and
+ * [252, 288) (blocks 14, 15); in each part block b starts at 18 * (b - first), so one index
+ * vector serves all three, masked to the lanes the part holds. */
+ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, __m512i *W, __m512 *D) {
+    const char *p = (const char *)x;
+    const __m512i z0 = _mm512_loadu_si512(p), z1 = _mm512_loadu_si512(p + 64);
+    const __m512i z2 = _mm512_loadu_si512(p + 126), z3 = _mm512_loadu_si512(p + 190);
+    const __m512i z4 = _mm512_maskz_loadu_epi8(0xfffffffffull, p + 252);
+    /* lanes 0..6 <- (z0, z1), 7..13 <- (z2, z3), 14..15 <- z4; 4 bytes per lane */
+    const __mmask64 mA = 0xfffffffull, mB = 0xfffffffull << 28, mC = 0xffull << 56;
+    /* byte 4i + b of step 0: 18 * (i - first(i)) + 2 + b */
+    const __m512i lane = _mm512_loadu_si512(lane_ids);
+    const __m512i rel = _mm512_sub_epi32(
+        lane, _mm512_mask_blend_epi32(0xc000, _mm512_mask_blend_epi32(0x3f80, _mm512_setzero_si512(),
+                                                                       _mm512_set1_epi32(7)),
+                                      _mm512_set1_epi32(14)));
+    const __m512i base = _mm512_add_epi8(
+        _mm512_mullo_epi32(rel, _mm512_set1_epi32(18 * 0x01010101)), _mm512_set1_epi32(0x03020100));
+    const __m512i lo = _mm512_set1_epi8(0x0f);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const __m512i idx = _mm512_add_epi8(base, _mm512_set1_epi8((char)(2 + 4 * j)));
+        const __m512i o = _mm512_ternarylogic_epi32(_mm512_maskz_permutex2var_epi8(mA, z0, idx, z1),
+                                                   _mm512_maskz_permutex2var_epi8(mB, z2, idx, z3),
+                                                   _mm512_maskz_permutexvar_epi8(mC, idx, z4), 0xfe);
+        W[j] = _mm512_and_si512(o, lo);
+        W[j + 4] = _mm512_and_si512(_mm512_srli_epi32(o, 4), lo);
+    }
+    /* scales: word i <- bytes 18 * (i - first(i)) + {0, 1} of the part holding block i */
+    const __m512i didx = _mm512_loadu_si512(q4_0_didx);
+    const __m512i dw = _mm512_ternarylogic_epi32(_mm512_maskz_permutex2var_epi8(0x3fff, z0, didx, z1),
+                                                _mm512_maskz_permutex2var_epi8(0xfffc000, z2, didx, z3),
+                                                _mm512_maskz_permutexvar_epi8(0xf0000000, didx, z4), 0xfe);
+    *D = _mm512_cvtph_ps(_mm512_castsi512_si256(dw));
+}
+#else
 /* 16 Q4_0 blocks: transpose the 16x16 bytes of nibbles as 16x4 dwords with 128-bit inserts
  * and a 4x4 dword transpose inside each 128-bit lane; then split the nibbles. */
 ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, __m512i *W, __m512 *D) {
@@ -240,6 +284,8 @@ ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, __m512i *W, __m512 *D) {
                                            _mm512_set1_epi32((int)sizeof(block_q4_0)));
     *D = fp16x16_to_ps(_mm512_i32gather_epi32(idx, x, 1));
 }
+
+#endif
 
 /* 8 Q8_0 blocks, bytes biased to unsigned (q + 128). Step j, lane (b, h) = (i%8, i/8) takes
  * dword 4h + j of block b. Registers Z[p] = blocks 2p, 2p+1 (32 bytes each); a first
@@ -384,66 +430,85 @@ ALWAYS_INLINE void dec_tile(int ty, const char *row, int64_t tile, int64_t n, __
 enum { WB_NONE, WB_STORE, WB_LOAD }; /* decoded-tile buffer use, for k > TG */
 #define WZ 10                        /* zmm per decoded tile in the buffer: W[8], D, M */
 
-/* Tiles [tile0, tile0 + cn) of one weight row against T activation rows. sa: prepared tile
- * tile0 of the first of the T rows; tiles are tstride zmm apart, rows azmm apart. io: the
- * T accumulators (read unless `first`). */
-ALWAYS_INLINE void row_tiles(int ty, int T, const char *row, int64_t tile0, int cn, int64_t n, const __m512i *sa, size_t tstride, __m512 *io,
-                             int first, int mode, __m512i *wbuf) {
+/* Tiles [tile0, tile0 + cn) of R (1 or 2) weight rows, wstride bytes apart, against T
+ * activation rows. sa: prepared tile tile0 of the first of the T rows; tiles are tstride zmm
+ * apart, rows azmm apart. io: the accumulators, [R][T] with the rows' T-runs iostride apart
+ * (read unless `first`). Two weight rows share every activation load, so the dpbusd run
+ * register-register (a memory operand halves their rate). */
+ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstride, int64_t tile0,
+                             int cn, int64_t n, const __m512i *sa, size_t tstride, __m512 *io,
+                             size_t iostride, int first, int mode, __m512i *wbuf) {
     const int S = steps(ty), AZ = azmm(ty);
-    __m512 acc[TG];
+    __m512 acc[2][TG];
 #pragma GCC unroll 8
-    for (int t = 0; t < T; t++) acc[t] = first ? _mm512_setzero_ps() : io[t];
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[r][t] = first ? _mm512_setzero_ps() : io[r * iostride + t];
     for (int c = 0; c < cn; c++) {
-        __m512i W[8];
-        __m512 D, M = _mm512_setzero_ps();
-        if (mode == WB_LOAD) {
+        __m512i W[2][8];
+        __m512 D[2], M[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            __m512i *wb = wbuf + ((size_t)c * R + r) * WZ;
+            if (mode == WB_LOAD) {
 #pragma GCC unroll 8
-            for (int j = 0; j < S; j++) W[j] = wbuf[c * WZ + j];
-            D = _mm512_castsi512_ps(wbuf[c * WZ + 8]);
-            M = _mm512_castsi512_ps(wbuf[c * WZ + 9]);
-        } else {
-            const char *pf = row + (tile0 + c) * (int64_t)tile_bytes(ty) + PF_DIST;
-            for (size_t o = 0; o < tile_bytes(ty); o += 64) _mm_prefetch(pf + o, PF_HINT);
-            dec_tile(ty, row, tile0 + c, n, W, &D, &M);
-            if (mode == WB_STORE) {
+                for (int j = 0; j < S; j++) W[r][j] = wb[j];
+                D[r] = _mm512_castsi512_ps(wb[8]);
+                M[r] = _mm512_castsi512_ps(wb[9]);
+            } else {
+                const char *rw = row + r * wstride;
+                const char *pf = rw + (tile0 + c) * (int64_t)tile_bytes(ty) + PF_DIST;
+                for (size_t o = 0; o < tile_bytes(ty); o += 64) _mm_prefetch(pf + o, PF_HINT);
+                dec_tile(ty, rw, tile0 + c, n, W[r], &D[r], &M[r]);
+                if (mode == WB_STORE) {
 #pragma GCC unroll 8
-                for (int j = 0; j < S; j++) wbuf[c * WZ + j] = W[j];
-                wbuf[c * WZ + 8] = _mm512_castps_si512(D);
-                wbuf[c * WZ + 9] = _mm512_castps_si512(M);
+                    for (int j = 0; j < S; j++) wb[j] = W[r][j];
+                    wb[8] = _mm512_castps_si512(D[r]);
+                    wb[9] = _mm512_castps_si512(M[r]);
+                }
             }
         }
         const __m512i *a = sa + (size_t)c * tstride;
         /* Integer sums are exact, so how the dpbusd chains are split cannot change a result:
          * interleave the rows (j outer) and, for few rows, use two chains per row, so that
          * enough independent dpbusd are in flight (latency 5, two per cycle). */
-        const int NC = T <= 2 ? 2 : 1;
-        __m512i s[2 * TG];
+        const int NC = R * T <= 2 ? 2 : 1;
+        __m512i s[2][2 * TG];
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++)
 #pragma GCC unroll 16
-        for (int u = 0; u < NC * T; u++)
-            s[u] = has_corr(ty) && u < T ? a[u * AZ + S + 1] : _mm512_setzero_si512();
+            for (int u = 0; u < NC * T; u++)
+                s[r][u] = has_corr(ty) && u < T ? a[u * AZ + S + 1] : _mm512_setzero_si512();
 #pragma GCC unroll 8
         for (int j = 0; j < S; j++)
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 const int u = t + T * (j % NC);
-                s[u] = _mm512_dpbusd_epi32(s[u], W[j], a[t * AZ + j]);
+                const __m512i av = _mm512_load_si512(&a[t * AZ + j]);
+#pragma GCC unroll 2
+                for (int r = 0; r < R; r++) s[r][u] = _mm512_dpbusd_epi32(s[r][u], W[r][j], av);
             }
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             const __m512i *at = a + t * AZ;
-            const __m512i st = NC == 2 ? _mm512_add_epi32(s[t], s[t + T]) : s[t];
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(D, _mm512_castsi512_ps(at[S])),
-                                     acc[t]);
-            if (has_min(ty)) acc[t] = _mm512_fmadd_ps(M, _mm512_castsi512_ps(at[S + 1]), acc[t]);
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++) {
+                const __m512i st = NC == 2 ? _mm512_add_epi32(s[r][t], s[r][t + T]) : s[r][t];
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st),
+                                            _mm512_mul_ps(D[r], _mm512_castsi512_ps(at[S])), acc[r][t]);
+                if (has_min(ty)) acc[r][t] = _mm512_fmadd_ps(M[r], _mm512_castsi512_ps(at[S + 1]), acc[r][t]);
+            }
         }
     }
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
-    for (int t = 0; t < T; t++) io[t] = acc[t];
+        for (int t = 0; t < T; t++) io[r * iostride + t] = acc[r][t];
 }
 
-#define ROW_TILES_T(T)                                                                         \
-    row_tiles(ty, T, row, s0 + c0, cn, n, scratch + ((size_t)c0 * kp + tg0) * AZ,      \
-              (size_t)kp * AZ, accb + (size_t)i * kp + tg0, c0 == 0, mode, wbuf)
+#define ROW_TILES_T(R, T)                                                                      \
+    row_tiles(ty, R, T, row, w_stride, s0 + c0, cn, n, scratch + ((size_t)c0 * kp + tg0) * AZ, \
+              (size_t)kp * AZ, accb + (size_t)i * kp + tg0, (size_t)kp, c0 == 0, mode, wb)
 
 ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w_stride,
                              int64_t r0, int64_t r1, const void *restrict act, size_t act_stride,
@@ -468,27 +533,44 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
             if (C < 1) C = 1;
             if (C > ns) C = ns;
             __m512 accb[RB * KB];
-            __m512i wbuf[(kp > TG ? C : 1) * WZ];
+            __m512i wbuf[(kp > TG ? 2 * C : 1) * WZ];
             for (int64_t rb = r0; rb < r1; rb += RB) {
                 const int nr = (int)(r1 - rb < RB ? r1 - rb : RB);
                 for (int c0 = 0; c0 < ns; c0 += C) {
                     const int cn = ns - c0 < C ? ns - c0 : C;
-                    for (int i = 0; i < nr; i++) {
+                    for (int i = 0; i < nr;) {
                         const char *row = (const char *)w + (size_t)(rb + i) * w_stride;
+                        /* row pairs share activation loads; a lone last row goes alone */
+                        const int R = nr - i >= 2 ? 2 : 1;
                         for (int tg0 = 0; tg0 < kp; tg0 += TG) {
                             const int T = kp - tg0 < TG ? kp - tg0 : TG;
                             const int mode = kp <= TG ? WB_NONE : tg0 == 0 ? WB_STORE : WB_LOAD;
-                            switch (T) {
-                            case 1: ROW_TILES_T(1); break;
-                            case 2: ROW_TILES_T(2); break;
-                            case 3: ROW_TILES_T(3); break;
-                            case 4: ROW_TILES_T(4); break;
-                            case 5: ROW_TILES_T(5); break;
-                            case 6: ROW_TILES_T(6); break;
-                            case 7: ROW_TILES_T(7); break;
-                            default: ROW_TILES_T(8); break;
+                            __m512i *wb = wbuf;
+                            if (R == 2) {
+                                switch (T) {
+                                case 1: ROW_TILES_T(2, 1); break;
+                                case 2: ROW_TILES_T(2, 2); break;
+                                case 3: ROW_TILES_T(2, 3); break;
+                                case 4: ROW_TILES_T(2, 4); break;
+                                case 5: ROW_TILES_T(2, 5); break;
+                                case 6: ROW_TILES_T(2, 6); break;
+                                case 7: ROW_TILES_T(2, 7); break;
+                                default: ROW_TILES_T(2, 8); break;
+                                }
+                            } else {
+                                switch (T) {
+                                case 1: ROW_TILES_T(1, 1); break;
+                                case 2: ROW_TILES_T(1, 2); break;
+                                case 3: ROW_TILES_T(1, 3); break;
+                                case 4: ROW_TILES_T(1, 4); break;
+                                case 5: ROW_TILES_T(1, 5); break;
+                                case 6: ROW_TILES_T(1, 6); break;
+                                case 7: ROW_TILES_T(1, 7); break;
+                                default: ROW_TILES_T(1, 8); break;
+                                }
                             }
                         }
+                        i += R;
                     }
                 }
                 reduce_store(accb, 1, nr, kp, o0, ld, rb, s0 > 0);
