@@ -35,7 +35,7 @@ static void run_usage(FILE *f) {
             "                 [--method METHOD] [method options] [--seed S] [--json] [--chat]\n"
             "  -m MODEL          GGUF file, llama2.c checkpoint, URL or 'owner/repo file.gguf' (pulled on\n"
             "                    first use); default: stories260K from $CELER_DATA/models\n"
-            "  -z FILE           tokenizer of a llama2.c checkpoint (default: tok512.bin beside it)\n"
+            "  -z FILE           tokenizer of a llama2.c checkpoint (tok512.bin); required for .bin models\n"
             "  -p PROMPT         prompt text; -f FILE reads it from a file; otherwise stdin when piped\n"
             "  -n N              new tokens at most (default 256)\n"
             "  -t THREADS        threads (default: physical cores);  -c CTX  context size\n"
@@ -293,18 +293,12 @@ static char *load_prompt(const run_opts *o, size_t *len) {
     return strdup("");
 }
 
-/* Default model, and the tokenizer beside a llama2.c checkpoint. */
-static void resolve_paths(run_opts *o, char *model_buf, size_t model_cap, char *tok_buf, size_t tok_cap) {
+/* The default model when -m is not given. A llama2.c checkpoint's tokenizer is never guessed:
+ * checkpoints with different vocabularies share file names (tok512.bin), so -z is required. */
+static void resolve_paths(run_opts *o, char *model_buf, size_t model_cap) {
     if (!o->model) {
         snprintf(model_buf, model_cap, "%s/stories260K.gguf", cli_default_model_dir());
         o->model = model_buf;
-    }
-    size_t n = strlen(o->model);
-    if (!o->tokenizer && n > 4 && !strcmp(o->model + n - 4, ".bin")) {
-        const char *slash = strrchr(o->model, '/');
-        int dir_len = slash ? (int)(slash - o->model + 1) : 0;
-        snprintf(tok_buf, tok_cap, "%.*stok512.bin", dir_len, o->model);
-        o->tokenizer = tok_buf;
     }
 }
 
@@ -463,8 +457,8 @@ int cmd_run(int argc, char **argv) {
     run_opts o;
     int prc = parse_run_opts(argc, argv, &o);
     if (prc) return prc < 0 ? 0 : prc;
-    char model_buf[1024], tok_buf[1024];
-    resolve_paths(&o, model_buf, sizeof model_buf, tok_buf, sizeof tok_buf);
+    char model_buf[1024];
+    resolve_paths(&o, model_buf, sizeof model_buf);
     /* -m may name a download ("owner/repo file.gguf" or a URL): pulled on first use. */
     char resolved[4096];
     if (!cli_resolve_model(o.model, resolved, sizeof resolved)) return 1;

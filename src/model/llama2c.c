@@ -57,7 +57,8 @@ static celer_status read_header(const void *map, size_t size, l2c_header *h, cm_
     memcpy(h, map, sizeof *h);
     if (h->dim == 0x616b3432) /* "ak42": llama2.c export v1+ or bitllama2.c */
         return celer_fail(err, CELER_ERR_UNSUPPORTED,
-                          "versioned llama2.c / BitNet checkpoints are not supported; convert to GGUF");
+                          "versioned llama2.c checkpoints and BitNet b1.58 (bitllama2.c) checkpoints are not "
+                          "supported; celer reads the legacy llama2.c format (run.c's) and GGUF");
     *shared = h->vocab_size > 0;
     int32_t vocab = h->vocab_size < 0 ? -h->vocab_size : h->vocab_size;
     memset(hp, 0, sizeof *hp);
