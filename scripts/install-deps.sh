@@ -1,14 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages celer needs to build and test, only when one is missing.
-#   gcc, make        build
+#   gcc, g++, make   build (g++: the test that compiles celer.h as C++)
 #   libpcre2-dev     Unicode-aware regular expressions for byte-level BPE pre-tokenizers
 #   libcurl4-openssl-dev  `celer pull` downloads
 #   libssl-dev       OpenSSL libcrypto: SHA-256 of downloads
-#   libmicrohttpd-dev, libcjson-dev  the OpenAI-compatible server and JSON
 #   clang, libclang-rt-14-dev  libFuzzer targets (`make fuzz`)
 #   python3          the loopback HTTP server used by the download tests
 set -e
-PKGS="gcc make pkg-config libpcre2-dev libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libcjson-dev clang libclang-rt-14-dev python3"
+PKGS="gcc g++ make pkg-config libpcre2-dev libcurl4-openssl-dev libssl-dev clang libclang-rt-14-dev python3"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
