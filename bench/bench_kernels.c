@@ -3,7 +3,7 @@
  * type, for batches of k = 1, 2, 4, 8, 16 activation rows, on a TinyLlama-sized matrix
  * (2048 rows x 5632 columns, the ffn_down shape).
  *
- *   build/bench/bench_kernels [--quick] [--sets NAME,...] [--types NAME,...]
+ *   build/bench/bench_kernels [--quick] [--rows N] [--sets NAME,...] [--types NAME,...]
  *
  * Two working sets: "hot" reuses one matrix (it fits the L2/L3 caches), "cold" cycles through
  * enough copies (~256 MiB) that weights stream from DRAM, as in a real forward pass.
@@ -20,8 +20,10 @@
 #include "core/types.h"
 #include "tensor/tensor.h"
 
-#define ROWS 2048
 #define COLS 5632
+/* weight rows: 2048 by default; --rows 256 keeps the "hot" matrix in L2 (pure compute) */
+static int g_rows = 2048;
+
 #define KMAX 16
 
 static double now_s(void) {
@@ -58,12 +60,12 @@ static double time_mul_mat(const ct_kernels *ks, int32_t type, char *const *mats
                            double budget) {
     static double runs[MAX_RUNS];
     ct_mul_mat_fn mm = ks->mul_mat[type];
-    mm(COLS, mats[0], wrow, 0, ROWS, act, arow, k, out, ROWS); /* warm-up */
+    mm(COLS, mats[0], wrow, 0, g_rows, act, arow, k, out, g_rows); /* warm-up */
     double spent = 0;
     int it = 0;
     while ((spent < budget || it < 5) && it < MAX_RUNS) {
         double t0 = now_s();
-        mm(COLS, mats[it % ncopies], wrow, 0, ROWS, act, arow, k, out, ROWS);
+        mm(COLS, mats[it % ncopies], wrow, 0, g_rows, act, arow, k, out, g_rows);
         runs[it] = now_s() - t0;
         spent += runs[it++];
     }
@@ -78,10 +80,15 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--sets") && i + 1 < argc) set_list = argv[++i];
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) type_list = argv[++i];
+        else if (!strcmp(argv[i], "--rows") && i + 1 < argc) g_rows = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--quick] [--sets NAME,...] [--types NAME,...]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--rows N] [--sets NAME,...] [--types NAME,...]\n", argv[0]);
             return 2;
         }
+    }
+    if (g_rows < 1) {
+        fprintf(stderr, "--rows must be positive\n");
+        return 2;
     }
     const double budget = quick ? 0.05 : 0.25;
     const int32_t types[] = {CELER_TYPE_Q4_0, CELER_TYPE_Q8_0, CELER_TYPE_Q4_K, CELER_TYPE_Q5_K,
@@ -92,17 +99,17 @@ int main(int argc, char **argv) {
     if (nsets > 8) nsets = 8;
 
     float *x = malloc(sizeof(float) * COLS * KMAX);
-    float *out = malloc(sizeof(float) * ROWS * KMAX);
+    float *out = malloc(sizeof(float) * g_rows * KMAX);
     if (!x || !out) return 1;
     for (int i = 0; i < COLS * KMAX; i++) x[i] = frand();
 
-    printf("mul_mat %d x %d, single thread; GB/s of weights (time k / time k=1)\n", ROWS, COLS);
+    printf("mul_mat %d x %d, single thread; GB/s of weights (time k / time k=1)\n", g_rows, COLS);
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const int32_t type = types[ti];
         if (!listed(type_list, celer_type_name(type))) continue;
         const int32_t atype = ct_vec_dot_type(type);
         const size_t wrow = celer_row_size(type, COLS), arow = celer_row_size(atype, COLS);
-        const size_t wbytes = wrow * ROWS;
+        const size_t wbytes = wrow * g_rows;
         /* synthetic weights: one quantized random row repeated (kernels never look at values) */
         int ncopies = (int)((256u << 20) / wbytes) + 1;
         char **mats = malloc(sizeof(char *) * (size_t)ncopies);
@@ -111,7 +118,7 @@ int main(int argc, char **argv) {
         for (int c = 0; c < ncopies; c++) {
             mats[c] = malloc(wbytes);
             if (!mats[c]) return 1;
-            for (int r = 0; r < ROWS; r++) memcpy(mats[c] + (size_t)r * wrow, row, wrow);
+            for (int r = 0; r < g_rows; r++) memcpy(mats[c] + (size_t)r * wrow, row, wrow);
         }
         char *act = malloc(arow * KMAX);
         for (int s = 0; s < nsets; s++) {

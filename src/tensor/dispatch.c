@@ -44,14 +44,12 @@ static bool cpu_has_avx2(void) {
 }
 
 /* Everything ISA_AVX512 in the Makefile lets the compiler use, except BF16 (only reached
- * through an explicit, separately checked table). VBMI (byte permutes, Ice Lake and later,
- * Zen 4) decodes Q4_0 tiles without a gather. */
+ * through an explicit, separately checked table). */
 static bool cpu_has_avx512_vnni(void) {
 #if CT_X86
     return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") &&
-           __builtin_cpu_supports("avx512vbmi");
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
 #else
     return false;
 #endif

@@ -24,7 +24,8 @@
  *     the sub-chunk's prepared activations for all k rows stay in L1 while the RB weight rows
  *     pass over them; each weight tile is decoded once into registers and applied to up to 8
  *     activation rows (for 9..16 rows the decoded tile is kept in an L1 buffer and applied to
- *     the rest), so weights stream from memory once for k <= 16;
+ *     the rest), so weights stream from memory once for k <= 16; for k <= 8 two weight rows
+ *     are decoded together and share every activation load (+5-10% from memory);
  *   - every (weight row, activation row) pair owns one 16-lane float accumulator that sums
  *     its tiles in column order; it is reduced by one fixed tree (hsum8), and a row longer
  *     than one span adds the spans' sums to the output in span order. The float operations
@@ -51,9 +52,16 @@
 #endif
 /* Software prefetch of the weight stream, PF_DIST bytes ahead into L2: the hardware
  * prefetchers stop at 4 KB pages, and walking the page tables ahead (costly in a VM) raised
- * single-thread streaming from ~8 to ~10 GB/s on the development machine. */
+ * single-thread streaming from ~8 to ~10 GB/s on the development machine. On that machine
+ * (a 2-core Sapphire Rapids VM) streaming and VNNI work barely overlap: at k = 8 a pass
+ * costs about the sum of its memory and compute times. For quantized products over at most
+ * TG activation rows, prefetching PF_DIST_FEW = 32 KB ahead gave 5-20% at k = 1..8 from
+ * memory (bench_kernels, cold); prompt batches (k > TG) kept 8 KB, which measured better. */
 #ifndef PF_DIST
 #define PF_DIST 8192
+#endif
+#ifndef PF_DIST_FEW
+#define PF_DIST_FEW 32768
 #endif
 #define PF_HINT _MM_HINT_T1
 
@@ -123,6 +131,7 @@ ALWAYS_INLINE __m256 hsum8(const __m512 *a) {
 static void reduce_store(const __m512 *acc, int nacc, int nr, int kp, float *out, int64_t ld,
                          int64_t r0, int add) {
     const int total = nr * kp;
+    int i = 0, t = 0;
     for (int g = 0; g < total; g += 8) {
         __m512 a[8];
         float s[8];
@@ -136,10 +145,11 @@ static void reduce_store(const __m512 *acc, int nacc, int nr, int kp, float *out
             }
         }
         _mm256_storeu_ps(s, hsum8(a));
+        /* (i, t) of pair g + j, stepped rather than divided out */
         for (int j = 0; j < 8 && g + j < total; j++) {
-            const int i = (g + j) / kp, t = (g + j) % kp;
             float *o = &out[(int64_t)t * ld + r0 + i];
             *o = add ? *o + s[j] : s[j];
+            if (++t == kp) t = 0, i++;
         }
     }
 }
@@ -215,50 +225,6 @@ ALWAYS_INLINE void prep_tile(int ty, const void *act, int64_t n, int64_t tile, _
 
 /* ---------------------------------------------------------------- weight tile decoders */
 
-#ifdef __AVX512VBMI__
-/* Byte indices of the fp16 scale of block i (word i) within its part (see below). */
-#define DW(r) 18 * (r), 18 * (r) + 1
-static const uint8_t q4_0_didx[64] = {DW(0), DW(1), DW(2), DW(3), DW(4), DW(5), DW(6), DW(0),
-                                      DW(1), DW(2), DW(3), DW(4), DW(5), DW(6), DW(0), DW(1)};
-#undef DW
-
-/* The same registers as dec_q4_0 from five loads and byte permutes, without a gather: the
- * 288-byte tile is read as bytes [0, 128) (blocks 0..6), [126, 254) (blocks 7..13) and
- * [252, 288) (blocks 14, 15); in each part block b starts at 18 * (b - first), so one index
- * vector serves all three, masked to the lanes the part holds. */
-ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, __m512i *W, __m512 *D) {
-    const char *p = (const char *)x;
-    const __m512i z0 = _mm512_loadu_si512(p), z1 = _mm512_loadu_si512(p + 64);
-    const __m512i z2 = _mm512_loadu_si512(p + 126), z3 = _mm512_loadu_si512(p + 190);
-    const __m512i z4 = _mm512_maskz_loadu_epi8(0xfffffffffull, p + 252);
-    /* lanes 0..6 <- (z0, z1), 7..13 <- (z2, z3), 14..15 <- z4; 4 bytes per lane */
-    const __mmask64 mA = 0xfffffffull, mB = 0xfffffffull << 28, mC = 0xffull << 56;
-    /* byte 4i + b of step 0: 18 * (i - first(i)) + 2 + b */
-    const __m512i lane = _mm512_loadu_si512(lane_ids);
-    const __m512i rel = _mm512_sub_epi32(
-        lane, _mm512_mask_blend_epi32(0xc000, _mm512_mask_blend_epi32(0x3f80, _mm512_setzero_si512(),
-                                                                       _mm512_set1_epi32(7)),
-                                      _mm512_set1_epi32(14)));
-    const __m512i base = _mm512_add_epi8(
-        _mm512_mullo_epi32(rel, _mm512_set1_epi32(18 * 0x01010101)), _mm512_set1_epi32(0x03020100));
-    const __m512i lo = _mm512_set1_epi8(0x0f);
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        const __m512i idx = _mm512_add_epi8(base, _mm512_set1_epi8((char)(2 + 4 * j)));
-        const __m512i o = _mm512_ternarylogic_epi32(_mm512_maskz_permutex2var_epi8(mA, z0, idx, z1),
-                                                   _mm512_maskz_permutex2var_epi8(mB, z2, idx, z3),
-                                                   _mm512_maskz_permutexvar_epi8(mC, idx, z4), 0xfe);
-        W[j] = _mm512_and_si512(o, lo);
-        W[j + 4] = _mm512_and_si512(_mm512_srli_epi32(o, 4), lo);
-    }
-    /* scales: word i <- bytes 18 * (i - first(i)) + {0, 1} of the part holding block i */
-    const __m512i didx = _mm512_loadu_si512(q4_0_didx);
-    const __m512i dw = _mm512_ternarylogic_epi32(_mm512_maskz_permutex2var_epi8(0x3fff, z0, didx, z1),
-                                                _mm512_maskz_permutex2var_epi8(0xfffc000, z2, didx, z3),
-                                                _mm512_maskz_permutexvar_epi8(0xf0000000, didx, z4), 0xfe);
-    *D = _mm512_cvtph_ps(_mm512_castsi512_si256(dw));
-}
-#else
 /* 16 Q4_0 blocks: transpose the 16x16 bytes of nibbles as 16x4 dwords with 128-bit inserts
  * and a 4x4 dword transpose inside each 128-bit lane; then split the nibbles. */
 ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, __m512i *W, __m512 *D) {
@@ -284,8 +250,6 @@ ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, __m512i *W, __m512 *D) {
                                            _mm512_set1_epi32((int)sizeof(block_q4_0)));
     *D = fp16x16_to_ps(_mm512_i32gather_epi32(idx, x, 1));
 }
-
-#endif
 
 /* 8 Q8_0 blocks, bytes biased to unsigned (q + 128). Step j, lane (b, h) = (i%8, i/8) takes
  * dword 4h + j of block b. Registers Z[p] = blocks 2p, 2p+1 (32 bytes each); a first
@@ -433,8 +397,9 @@ enum { WB_NONE, WB_STORE, WB_LOAD }; /* decoded-tile buffer use, for k > TG */
 /* Tiles [tile0, tile0 + cn) of R (1 or 2) weight rows, wstride bytes apart, against T
  * activation rows. sa: prepared tile tile0 of the first of the T rows; tiles are tstride zmm
  * apart, rows azmm apart. io: the accumulators, [R][T] with the rows' T-runs iostride apart
- * (read unless `first`). Two weight rows share every activation load, so the dpbusd run
- * register-register (a memory operand halves their rate). */
+ * (read unless `first`). Two weight rows share every activation load: half the L1 loads
+ * per dpbusd, which measured faster when weights stream from memory (the loads compete with
+ * the stream's fills). */
 ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstride, int64_t tile0,
                              int cn, int64_t n, const __m512i *sa, size_t tstride, __m512 *io,
                              size_t iostride, int first, int mode, __m512i *wbuf) {
@@ -457,7 +422,8 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
                 M[r] = _mm512_castsi512_ps(wb[9]);
             } else {
                 const char *rw = row + r * wstride;
-                const char *pf = rw + (tile0 + c) * (int64_t)tile_bytes(ty) + PF_DIST;
+                const char *pf = rw + (tile0 + c) * (int64_t)tile_bytes(ty) +
+                                 (mode == WB_NONE ? PF_DIST_FEW : PF_DIST); /* WB_NONE: kp <= TG */
                 for (size_t o = 0; o < tile_bytes(ty); o += 64) _mm_prefetch(pf + o, PF_HINT);
                 dec_tile(ty, rw, tile0 + c, n, W[r], &D[r], &M[r]);
                 if (mode == WB_STORE) {
@@ -533,7 +499,7 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
             if (C < 1) C = 1;
             if (C > ns) C = ns;
             __m512 accb[RB * KB];
-            __m512i wbuf[(kp > TG ? 2 * C : 1) * WZ];
+            __m512i wbuf[(kp > TG ? C : 1) * WZ]; /* one row at a time when kp > TG */
             for (int64_t rb = r0; rb < r1; rb += RB) {
                 const int nr = (int)(r1 - rb < RB ? r1 - rb : RB);
                 for (int c0 = 0; c0 < ns; c0 += C) {
@@ -541,7 +507,7 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
                     for (int i = 0; i < nr;) {
                         const char *row = (const char *)w + (size_t)(rb + i) * w_stride;
                         /* row pairs share activation loads; a lone last row goes alone */
-                        const int R = nr - i >= 2 ? 2 : 1;
+                        const int R = kp <= TG && nr - i >= 2 ? 2 : 1;
                         for (int tg0 = 0; tg0 < kp; tg0 += TG) {
                             const int T = kp - tg0 < TG ? kp - tg0 : TG;
                             const int mode = kp <= TG ? WB_NONE : tg0 == 0 ? WB_STORE : WB_LOAD;
