@@ -75,35 +75,32 @@ int cmd_logits(int argc, char **argv) {
     celer_context *ctx = NULL;
     int rc = 0;
     if (celer_model_load(model_path, &mp, &model, &err) != CELER_OK) rc = cli_error("%s", err.message);
+    /* Tokens go through in chunks (each chunk's rows all ask for logits), so a long input
+     * needs no n x n batch mask; the cache holds the whole sequence. */
+    const int32_t chunk = n < 512 ? n : 512;
     if (!rc) {
         celer_context_params cp = celer_context_default_params();
         cp.n_ctx = (uint32_t)n;
-        cp.n_batch = (uint32_t)n;
+        cp.n_batch = (uint32_t)chunk;
         cp.n_threads = (int32_t)threads;
         cp.kv_type = CELER_KV_F32;
         if (celer_context_create(model, &cp, &ctx, &err) != CELER_OK) rc = cli_error("%s", err.message);
     }
-    uint8_t *want = calloc((size_t)n, 1);
+    uint8_t *want = calloc((size_t)chunk, 1);
+    FILE *f = NULL;
     if (!rc && !want) rc = cli_error("out of memory");
-    if (!rc) {
-        memset(want, 1, (size_t)n);
-        celer_batch b = {.n_tokens = n, .tokens = ids, .logits = want};
+    if (!rc && !(f = fopen(out_path, "wb"))) rc = cli_error("%s: cannot open for writing", out_path);
+    const size_t V = model ? (size_t)celer_model_n_vocab(model) : 0;
+    for (int32_t i0 = 0; !rc && i0 < n; i0 += chunk) {
+        int32_t k = n - i0 < chunk ? n - i0 : chunk;
+        memset(want, 1, (size_t)k);
+        celer_batch b = {.n_tokens = k, .tokens = ids + i0, .logits = want};
         if (celer_decode(ctx, &b, &err) != CELER_OK) rc = cli_error("%s", err.message);
+        for (int32_t i = 0; !rc && i < k; i++)
+            if (fwrite(celer_get_logits(ctx, i), sizeof(float), V, f) != V) rc = cli_error("%s: write failed", out_path);
     }
-    if (!rc) {
-        FILE *f = fopen(out_path, "wb");
-        if (!f) rc = cli_error("%s: cannot open for writing", out_path);
-        for (int32_t i = 0; !rc && i < n; i++) {
-            const float *row = celer_get_logits(ctx, i);
-            if (fwrite(row, sizeof(float), (size_t)celer_model_n_vocab(model), f) !=
-                (size_t)celer_model_n_vocab(model))
-                rc = cli_error("%s: write failed", out_path);
-        }
-        if (f && fclose(f) != 0 && !rc) rc = cli_error("%s: write failed", out_path);
-        if (!rc)
-            fprintf(stderr, "celer: wrote %d x %d logits to %s\n", (int)n, (int)celer_model_n_vocab(model),
-                    out_path);
-    }
+    if (f && fclose(f) != 0 && !rc) rc = cli_error("%s: write failed", out_path);
+    if (!rc) fprintf(stderr, "celer: wrote %d x %d logits to %s\n", (int)n, (int)V, out_path);
     free(want);
     free(ids);
     celer_context_free(ctx);
