@@ -218,7 +218,8 @@ const char *celer_vocab_model(const celer_vocab *vocab);
  * Tokenizes text[0..len). add_special: add BOS/EOS as the vocabulary asks; parse_special:
  * recognise control/user-defined token texts (e.g. "<|im_start|>") in the text.
  * Writes at most cap ids to out and returns the number of ids; if cap is too small it
- * returns -(number needed) and writes nothing useful. Any bytes are accepted.
+ * returns -(number needed) and writes nothing useful. Any bytes are accepted. INT32_MIN means a
+ * bad argument (NULL vocab, negative cap) or out of memory; the same holds for the functions below.
  */
 int32_t celer_tokenize(const celer_vocab *vocab, const char *text, size_t len, int32_t *out,
                        int32_t cap, bool add_special, bool parse_special);
