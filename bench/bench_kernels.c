@@ -3,7 +3,7 @@
  * type, for batches of k = 1, 2, 4, 8, 16 activation rows, on a TinyLlama-sized matrix
  * (2048 rows x 5632 columns, the ffn_down shape).
  *
- *   build/bench/bench_kernels [--quick] [--rows N] [--sets NAME,...] [--types NAME,...]
+ *   build/bench/bench_kernels [--quick] [--rows N] [--cols N] [--sets NAME,...] [--types NAME,...]
  *
  * Two working sets: "hot" reuses one matrix (it fits the L2/L3 caches), "cold" cycles through
  * enough copies (~256 MiB) that weights stream from DRAM, as in a real forward pass.
@@ -20,7 +20,8 @@
 #include "core/types.h"
 #include "tensor/tensor.h"
 
-#define COLS 5632
+/* columns: 5632 by default (ffn_down); --cols 2048 gives the other TinyLlama products */
+static int COLS = 5632;
 /* weight rows: 2048 by default; --rows 256 keeps the "hot" matrix in L2 (pure compute) */
 static int g_rows = 2048;
 
@@ -81,13 +82,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--sets") && i + 1 < argc) set_list = argv[++i];
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) type_list = argv[++i];
         else if (!strcmp(argv[i], "--rows") && i + 1 < argc) g_rows = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--cols") && i + 1 < argc) COLS = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--quick] [--rows N] [--sets NAME,...] [--types NAME,...]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--rows N] [--cols N] [--sets NAME,...] [--types NAME,...]\n", argv[0]);
             return 2;
         }
     }
-    if (g_rows < 1) {
-        fprintf(stderr, "--rows must be positive\n");
+    if (g_rows < 1 || COLS < 256 || COLS % 256) {
+        fprintf(stderr, "--rows must be positive, --cols a positive multiple of 256\n");
         return 2;
     }
     const double budget = quick ? 0.05 : 0.25;
