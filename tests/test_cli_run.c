@@ -244,3 +244,29 @@ TEST(cli_run_chat) {
     CHECKF(rc == 0 && out && strlen(out) > 8, "exit %d: %s", rc, out ? out : "");
     free(out);
 }
+
+TEST(cli_run_json_is_valid_json) {
+    if (!have_data()) return;
+    if (test_run_cmd("command -v python3 >/dev/null", NULL, false) != 0) {
+        test_skip("no python3");
+        return;
+    }
+    /* Token 198 of tok512 is the byte 0xC3, a UTF-8 lead byte: biased to be chosen every step,
+     * the text is three lone lead bytes, which JSON must carry as U+FFFD. A non-ASCII prompt
+     * with quotes and a tab runs too. */
+    char cmd[2048], *out = NULL;
+    snprintf(cmd, sizeof cmd,
+             "%s run -m %s -p Once -n 3 --json --logit-bias 198=100 | python3 -c 'import json,sys; "
+             "d=json.load(sys.stdin); print(d[\"text\"] == \"\\ufffd\" * 3, d[\"output_ids\"])'",
+             test_celer_bin(), stories_gguf());
+    int rc = test_run_cmd(cmd, &out, true);
+    CHECKF(rc == 0 && out && !strncmp(out, "True [198, 198, 198]", 20), "exit %d: %s", rc, out ? out : "");
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "%s run -m %s -p \"\u00dcn\u00efc\u00f6d\u00e9 \\\"quoted\\\"\tand\\\\\" -n 8 --json | "
+             "python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d[\"output_ids\"]))'",
+             test_celer_bin(), stories_gguf());
+    rc = test_run_cmd(cmd, &out, true);
+    CHECKF(rc == 0 && out && atoi(out) == 8, "exit %d: %s", rc, out ? out : "");
+    free(out);
+}

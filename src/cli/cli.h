@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "celer.h"
 
@@ -31,8 +32,10 @@ bool cli_parse_f64(const char *s, double *out);
 const char *cli_default_model_dir(void);
 /* Seconds from a monotonic clock. */
 double cli_now(void);
+/* Reads a whole stream byte for byte into a malloc'd, NUL-terminated buffer (the NUL is not
+ * counted in *len); NULL on a read error or out of memory. */
+char *cli_read_all(FILE *f, size_t *len);
 /* Writes s as a JSON string literal (with quotes) to f. */
-#include <stdio.h>
 void cli_json_string(FILE *f, const char *s, size_t len);
 /* Maps a model argument (-m) to a local file (cmd_pull.c): an existing file as it is, else a
  * URL or Hugging Face "owner/repo path/file.gguf" pulled into the cache on first use (cache

@@ -251,27 +251,6 @@ static int parse_run_opts(int argc, char **argv, run_opts *o) {
     return 0;
 }
 
-static char *read_stream(FILE *f, size_t *len) {
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n < 2) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                return NULL;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    if (buf) buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 /* The prompt text: -p, -f, or standard input when it is not a terminal. */
 static char *load_prompt(const run_opts *o, size_t *len) {
     if (o->prompt && strcmp(o->prompt, "-") != 0) {
@@ -284,11 +263,11 @@ static char *load_prompt(const run_opts *o, size_t *len) {
             cli_error("%s: %s", o->prompt_file, strerror(errno));
             return NULL;
         }
-        char *s = read_stream(f, len);
+        char *s = cli_read_all(f, len);
         fclose(f);
         return s;
     }
-    if (!o->chat && ((o->prompt && !strcmp(o->prompt, "-")) || !isatty(0))) return read_stream(stdin, len);
+    if (!o->chat && ((o->prompt && !strcmp(o->prompt, "-")) || !isatty(0))) return cli_read_all(stdin, len);
     *len = 0;
     return strdup("");
 }

@@ -14,31 +14,6 @@
 
 #include "cli/cli.h"
 
-static char *read_stdin(size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            char *b = realloc(buf, cap * 2);
-            if (!b) {
-                free(buf);
-                return NULL;
-            }
-            buf = b;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n, stdin);
-        n += r;
-        if (r == 0) break;
-    }
-    if (buf && ferror(stdin)) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 static int load_vocab(const char *path, celer_vocab **v) {
     celer_error err = {0};
     if (!path) return cli_error("missing -m MODEL (a GGUF file or a llama2.c tokenizer .bin)");
@@ -74,7 +49,7 @@ int cmd_tokenize(int argc, char **argv) {
     celer_vocab *v = NULL;
     if (load_vocab(model, &v)) return 1;
     size_t len = 0;
-    char *text = read_stdin(&len);
+    char *text = cli_read_all(stdin, &len);
     if (!text) {
         celer_vocab_free(v);
         return cli_error("cannot read standard input");
@@ -137,7 +112,7 @@ int cmd_detokenize(int argc, char **argv) {
     celer_vocab *v = NULL;
     if (load_vocab(model, &v)) return 1;
     size_t len = 0;
-    char *text = read_stdin(&len);
+    char *text = cli_read_all(stdin, &len);
     if (!text) {
         celer_vocab_free(v);
         return cli_error("cannot read standard input");
