@@ -69,10 +69,12 @@ char *test_read_file(const char *path, size_t *size) {
     return buf;
 }
 
+static char tmp_dir[256];
+
 const char *test_tmp_dir(void) {
-    static char dir[256];
+    char *dir = tmp_dir;
     if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/celer-tests-XXXXXX");
+        snprintf(dir, sizeof tmp_dir, "/tmp/celer-tests-XXXXXX");
         if (!mkdtemp(dir)) {
             perror("mkdtemp");
             exit(2);
@@ -140,6 +142,12 @@ int main(int argc, char **argv) {
             printf("ok   %s (%.0f ms)\n", test_table[i].name, ms);
         }
         fflush(stdout);
+    }
+    if (tmp_dir[0]) {
+        /* Remove what the tests wrote; the directory name came from mkdtemp. */
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
     }
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;
