@@ -14,10 +14,18 @@
 
 #include "cli/cli.h"
 
-static int load_vocab(const char *path, celer_vocab **v) {
+/* Loads the vocabulary and reads all of standard input; on failure prints why and returns 1
+ * with nothing left to free. */
+static int load_vocab_and_input(const char *path, celer_vocab **v, char **text, size_t *len) {
     celer_error err = {0};
     if (!path) return cli_error("missing -m MODEL (a GGUF file or a llama2.c tokenizer .bin)");
     if (celer_vocab_load(path, v, &err)) return cli_error("%s", err.message);
+    *text = cli_read_all(stdin, len);
+    if (!*text) {
+        celer_vocab_free(*v);
+        *v = NULL;
+        return cli_error("cannot read standard input");
+    }
     return 0;
 }
 
@@ -47,13 +55,9 @@ int cmd_tokenize(int argc, char **argv) {
         }
     }
     celer_vocab *v = NULL;
-    if (load_vocab(model, &v)) return 1;
     size_t len = 0;
-    char *text = cli_read_all(stdin, &len);
-    if (!text) {
-        celer_vocab_free(v);
-        return cli_error("cannot read standard input");
-    }
+    char *text = NULL;
+    if (load_vocab_and_input(model, &v, &text, &len)) return 1;
     int rc = 0;
     int32_t n = celer_tokenize(v, text, len, NULL, 0, add_special, parse_special);
     int32_t *ids = NULL;
@@ -110,13 +114,9 @@ int cmd_detokenize(int argc, char **argv) {
         }
     }
     celer_vocab *v = NULL;
-    if (load_vocab(model, &v)) return 1;
     size_t len = 0;
-    char *text = cli_read_all(stdin, &len);
-    if (!text) {
-        celer_vocab_free(v);
-        return cli_error("cannot read standard input");
-    }
+    char *text = NULL;
+    if (load_vocab_and_input(model, &v, &text, &len)) return 1;
     /* Parse the ids. */
     size_t cap = 1024, n = 0;
     int32_t *ids = malloc(cap * sizeof *ids);
