@@ -567,9 +567,7 @@ static celer_status prepare_batch(celer_context *ctx, const celer_batch *b, cele
         return celer_fail(err, CELER_ERR_INVALID_ARG, "batch of %d tokens (allowed 1..%d)", (int)n,
                           (int)ctx->n_batch);
     if (!b->tokens) return celer_fail(err, CELER_ERR_INVALID_ARG, "batch without tokens");
-    int32_t added[1024] = {0};
-    int32_t *count = ctx->n_seq <= 1024 ? added : NULL;
-    if (!count) return celer_fail(err, CELER_ERR_INTERNAL, "too many sequences");
+    int32_t count[1024] = {0}; /* batch tokens per sequence; n_seq <= 1024 (context_create) */
     for (int32_t i = 0; i < n; i++) {
         int32_t tok = b->tokens[i], seq = b->seq_id ? b->seq_id[i] : 0;
         if (tok < 0 || tok >= ctx->model->hp.n_vocab)

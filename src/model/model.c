@@ -22,14 +22,16 @@ static bool has_suffix(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* GGUF files start with the magic; anything else is taken for a llama2.c checkpoint. */
-static bool file_is_gguf(const char *path) {
+/* GGUF files start with the magic; anything else is taken for a llama2.c checkpoint. One open
+ * both checks that the file is readable and reads the magic. */
+static celer_status probe_gguf(const char *path, bool *is_gguf, celer_error *err) {
     FILE *f = fopen(path, "rb");
-    if (!f) return false;
+    if (!f) return celer_fail(err, CELER_ERR_IO, "%s: cannot open file", path);
     char magic[4] = {0};
     size_t got = fread(magic, 1, 4, f);
     fclose(f);
-    return got == 4 && memcmp(magic, GGUF_MAGIC, 4) == 0;
+    *is_gguf = got == 4 && memcmp(magic, GGUF_MAGIC, 4) == 0;
+    return CELER_OK;
 }
 
 celer_status celer_model_load(const char *path, const celer_model_params *params,
@@ -42,14 +44,13 @@ celer_status celer_model_load(const char *path, const celer_model_params *params
     if (!m) return celer_fail(err, CELER_ERR_NOMEM, "out of memory");
     m->kernels = params->force_reference_kernels ? ct_kernels_reference() : ct_kernels_best();
 
-    celer_status st;
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
+    bool is_gguf = false;
+    celer_status st = probe_gguf(path, &is_gguf, err);
+    if (st != CELER_OK) {
         free(m);
-        return celer_fail(err, CELER_ERR_IO, "%s: cannot open file", path);
+        return st;
     }
-    fclose(probe);
-    if (file_is_gguf(path)) {
+    if (is_gguf) {
         gguf_file *f = NULL;
         st = gguf_open(path, &f, err);
         if (st == CELER_OK) st = cm_model_from_gguf(f, params, m, err);
