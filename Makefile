@@ -19,7 +19,7 @@ LDLIBS   += $(shell pkg-config --libs libcurl libcrypto 2>/dev/null || echo -lcu
 # Per-ISA kernel files carry their own target flags so one binary runs anywhere;
 # the choice among them is made once at run time from cpuid (src/tensor/dispatch.c).
 ISA_AVX2   := -mavx2 -mfma -mf16c
-ISA_AVX512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
+ISA_AVX512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx512vbmi
 
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))

@@ -44,12 +44,15 @@ static bool cpu_has_avx2(void) {
 }
 
 /* Everything ISA_AVX512 in the Makefile lets the compiler use, except BF16 (only reached
- * through an explicit, separately checked table). */
+ * through an explicit, separately checked table). VBMI (byte permutes, used to decode Q4_0
+ * without gathers) comes with VNNI on Ice Lake, Sapphire Rapids and AMD Zen 4; Cascade Lake
+ * (VNNI without VBMI) gets the AVX2 set. */
 static bool cpu_has_avx512_vnni(void) {
 #if CT_X86
     return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") &&
+           __builtin_cpu_supports("avx512vbmi");
 #else
     return false;
 #endif

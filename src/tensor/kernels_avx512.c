@@ -66,6 +66,7 @@
 #define PF_HINT _MM_HINT_T1
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define VBMI_INLINE ALWAYS_INLINE
 
 enum { TY_Q4_0, TY_Q8_0, TY_Q4_K, TY_Q5_K, TY_Q6_K };
 
@@ -125,32 +126,24 @@ ALWAYS_INLINE __m256 hsum8(const __m512 *a) {
     return _mm512_castps512_ps256(g);
 }
 
-/* Reduce the accumulators of a block of nr weight rows x kp activation rows (acc[i*kp + t],
- * nacc registers per pair, added pairwise first) and store (add when `add`) to
- * out[t*ld + r0 + i]. */
+/* Reduce the accumulators of a block of nr (<= 8) weight rows x kp activation rows
+ * (acc[i*kp + t], nacc registers per pair, added pairwise first) and store (add when `add`)
+ * to out[t*ld + r0 + i]: per activation row, one hsum8 over the nr weight rows and one
+ * masked store of nr contiguous floats. */
 static void reduce_store(const __m512 *acc, int nacc, int nr, int kp, float *out, int64_t ld,
                          int64_t r0, int add) {
-    const int total = nr * kp;
-    int i = 0, t = 0;
-    for (int g = 0; g < total; g += 8) {
+    const __mmask8 m = (__mmask8)((1u << nr) - 1);
+    for (int t = 0; t < kp; t++) {
         __m512 a[8];
-        float s[8];
-        for (int j = 0; j < 8; j++) {
-            if (g + j >= total) {
-                a[j] = _mm512_setzero_ps();
-            } else if (nacc == 2) {
-                a[j] = _mm512_add_ps(acc[2 * (g + j)], acc[2 * (g + j) + 1]);
-            } else {
-                a[j] = acc[g + j];
-            }
+        for (int i = 0; i < 8; i++) {
+            if (i >= nr) a[i] = _mm512_setzero_ps();
+            else if (nacc == 2) a[i] = _mm512_add_ps(acc[2 * (i * kp + t)], acc[2 * (i * kp + t) + 1]);
+            else a[i] = acc[i * kp + t];
         }
-        _mm256_storeu_ps(s, hsum8(a));
-        /* (i, t) of pair g + j, stepped rather than divided out */
-        for (int j = 0; j < 8 && g + j < total; j++) {
-            float *o = &out[(int64_t)t * ld + r0 + i];
-            *o = add ? *o + s[j] : s[j];
-            if (++t == kp) t = 0, i++;
-        }
+        float *o = out + (int64_t)t * ld + r0;
+        __m256 s = hsum8(a);
+        if (add) s = _mm256_add_ps(s, _mm256_maskz_loadu_ps(m, o));
+        _mm256_mask_storeu_ps(o, m, s);
     }
 }
 
@@ -225,30 +218,53 @@ ALWAYS_INLINE void prep_tile(int ty, const void *act, int64_t n, int64_t tile, _
 
 /* ---------------------------------------------------------------- weight tile decoders */
 
-/* 16 Q4_0 blocks: transpose the 16x16 bytes of nibbles as 16x4 dwords with 128-bit inserts
- * and a 4x4 dword transpose inside each 128-bit lane; then split the nibbles. */
-ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, __m512i *W, __m512 *D) {
-    __m512i z[4];
-#pragma GCC unroll 8
-    for (int a = 0; a < 4; a++) {
-        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)x[a].qs));
-        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)x[a + 4].qs), 1);
-        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)x[a + 8].qs), 2);
-        z[a] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)x[a + 12].qs), 3);
+/* 16 Q4_0 blocks, lane i = block i; W[j] (j < 4) = low nibbles of qs dword j, W[j + 4] the
+ * high ones. Byte permutes (VBMI) over plain loads: for each half h of 8 blocks (144 bytes
+ * at x + 144h), tables T0 = bytes 0..63 and T1 = bytes 72..135 hold every block's scale and
+ * qs bytes 0..7 (blocks 0..3 in T0, 4..7 in T1 at the same offsets), and T2, T3 (8 bytes
+ * later) qs bytes 8..15. One vpermt2b gives Q = [dword 0 of blocks 0..7 | dword 1 of blocks
+ * 0..7] (or dwords 2 and 3 from T2, T3); one vshufi64x2 joins the halves' 256-bit parts.
+ * Needs no gather (slow on AMD) and never reads past the 16 blocks. */
+#define Q40_QIDX(i, m) (((i) % 8 < 4 ? 18 * ((i) % 8) : 64 + 18 * ((i) % 8 - 4)) + 2 + 4 * ((i) / 8) + (m))
+#define Q40_SIDX(i) (((i) / 2 % 8 < 4 ? 18 * ((i) / 2 % 8) : 64 + 18 * ((i) / 2 % 8 - 4)) + (i) % 2)
+static const uint8_t q40_qidx[64] = {
+#define Q4(i) Q40_QIDX(i, 0), Q40_QIDX(i, 1), Q40_QIDX(i, 2), Q40_QIDX(i, 3)
+    Q4(0), Q4(1), Q4(2), Q4(3), Q4(4), Q4(5), Q4(6), Q4(7),
+    Q4(8), Q4(9), Q4(10), Q4(11), Q4(12), Q4(13), Q4(14), Q4(15)
+#undef Q4
+};
+/* bytes 2b, 2b + 1 (and again at 16 + 2b): the fp16 scale of block b of the half */
+static const uint8_t q40_sidx[64] = {
+#define S8(i) Q40_SIDX(i), Q40_SIDX(i + 1), Q40_SIDX(i + 2), Q40_SIDX(i + 3), \
+              Q40_SIDX(i + 4), Q40_SIDX(i + 5), Q40_SIDX(i + 6), Q40_SIDX(i + 7)
+    S8(0), S8(8), S8(0), S8(8), S8(0), S8(8), S8(0), S8(8)
+#undef S8
+};
+#undef Q40_QIDX
+#undef Q40_SIDX
+
+/* Part q (0 or 1) of the tile: W[0..3] = steps 2q, 2q + 1 (low nibbles of qs dwords 2q, 2q+1)
+ * and 2q + 4, 2q + 5 (their high nibbles), see q40_step; part 0 also gives the scales. Two
+ * parts let two weight rows be decoded at a time without running out of registers. */
+VBMI_INLINE void dec_q4_0(const block_q4_0 *x, int q, __m512i *W, __m512 *D) {
+    const char *b = (const char *)x;
+    const __m512i qidx = _mm512_loadu_si512(q40_qidx);
+    __m512i Q[2], S[2];
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const char *p = b + 144 * h + 8 * q;
+        const __m512i t0 = _mm512_loadu_si512(p), t1 = _mm512_loadu_si512(p + 72);
+        Q[h] = _mm512_permutex2var_epi8(t0, qidx, t1);
+        if (q == 0) S[h] = _mm512_permutex2var_epi8(t0, _mm512_loadu_si512(q40_sidx), t1);
     }
-    __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
-    __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
-    __m512i o[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
-                    _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
     const __m512i lo = _mm512_set1_epi8(0x0f);
-#pragma GCC unroll 8
-    for (int j = 0; j < 4; j++) {
-        W[j] = _mm512_and_si512(o[j], lo);
-        W[j + 4] = _mm512_and_si512(_mm512_srli_epi32(o[j], 4), lo);
-    }
-    const __m512i idx = _mm512_mullo_epi32(_mm512_loadu_si512(lane_ids),
-                                           _mm512_set1_epi32((int)sizeof(block_q4_0)));
-    *D = fp16x16_to_ps(_mm512_i32gather_epi32(idx, x, 1));
+    const __m512i o0 = _mm512_shuffle_i64x2(Q[0], Q[1], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i o1 = _mm512_shuffle_i64x2(Q[0], Q[1], _MM_SHUFFLE(3, 2, 3, 2));
+    W[0] = _mm512_and_si512(o0, lo);
+    W[1] = _mm512_and_si512(o1, lo);
+    W[2] = _mm512_and_si512(_mm512_srli_epi16(o0, 4), lo);
+    W[3] = _mm512_and_si512(_mm512_srli_epi16(o1, 4), lo);
+    if (q == 0) *D = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi8(0xffff0000ull, S[0], S[1])));
 }
 
 /* 8 Q8_0 blocks, bytes biased to unsigned (q + 128). Step j, lane (b, h) = (i%8, i/8) takes
@@ -366,27 +382,32 @@ ALWAYS_INLINE void dec_q6_K(const block_q6_K *x, __m512i *W, __m512 *D) {
     *D = _mm512_mul_ps(sc, _mm512_set1_ps(celer_fp16_to_fp32(x->d)));
 }
 
-/* Decode tile `tile` of a weight row of n values; a partial last Q4_0/Q8_0 tile is decoded
- * from a zero-padded copy (zero scales make the padding contribute exactly nothing). */
-ALWAYS_INLINE void dec_tile(int ty, const char *row, int64_t tile, int64_t n, __m512i *W,
-                            __m512 *D, __m512 *M) {
+/* Parts a tile is decoded in (4 steps each) and the activation step of W[u] of part q. */
+ALWAYS_INLINE int parts(int ty) { return ty == TY_Q4_0 ? 2 : 1; }
+ALWAYS_INLINE int step_of(int ty, int q, int u) { return ty == TY_Q4_0 ? 2 * q + (u & 1) + 4 * (u >> 1) : u; }
+
+/* Bytes of tile `tile` of a weight row of n values; a partial last Q4_0/Q8_0 tile is copied to
+ * `pad` with zero blocks after it (zero scales make the padding contribute exactly nothing). */
+ALWAYS_INLINE const char *tile_src(int ty, const char *row, int64_t tile, int64_t n, char *pad) {
     const char *src = row + tile * (int64_t)tile_bytes(ty);
+    if (ty != TY_Q4_0 && ty != TY_Q8_0) return src;
+    const int64_t left = n / QK8_0 - tile * tile_blocks(ty);
+    if (left >= tile_blocks(ty)) return src;
+    const size_t bsz = ty == TY_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    memset(pad, 0, 16 * sizeof(block_q4_0));
+    memcpy(pad, src, (size_t)left * bsz);
+    return pad;
+}
+
+/* Part q of a tile: W[0..3] for steps step_of(ty, q, 0..3); part 0 also sets D (and M). */
+ALWAYS_INLINE void dec_part(int ty, const char *src, int q, __m512i *W, __m512 *D, __m512 *M) {
     switch (ty) {
+    case TY_Q4_0: dec_q4_0((const block_q4_0 *)src, q, W, D); return;
+    case TY_Q8_0: dec_q8_0((const block_q8_0 *)src, W, D); return;
     case TY_Q4_K: dec_q4_K((const block_q4_K *)src, W, D, M); return;
     case TY_Q5_K: dec_q5_K((const block_q5_K *)src, W, D, M); return;
-    case TY_Q6_K: dec_q6_K((const block_q6_K *)src, W, D); return;
-    default: break;
+    default: dec_q6_K((const block_q6_K *)src, W, D); return;
     }
-    _Alignas(64) char pad[16 * sizeof(block_q4_0)];
-    const int64_t left = n / QK8_0 - tile * tile_blocks(ty);
-    if (left < tile_blocks(ty)) {
-        const size_t bsz = ty == TY_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
-        memset(pad, 0, sizeof pad);
-        memcpy(pad, src, (size_t)left * bsz);
-        src = pad;
-    }
-    if (ty == TY_Q4_0) dec_q4_0((const block_q4_0 *)src, W, D);
-    else dec_q8_0((const block_q8_0 *)src, W, D);
 }
 
 /* ---------------------------------------------------------------- quantized driver */
@@ -397,79 +418,88 @@ enum { WB_NONE, WB_STORE, WB_LOAD }; /* decoded-tile buffer use, for k > TG */
 /* Tiles [tile0, tile0 + cn) of R (1 or 2) weight rows, wstride bytes apart, against T
  * activation rows. sa: prepared tile tile0 of the first of the T rows; tiles are tstride zmm
  * apart, rows azmm apart. io: the accumulators, [R][T] with the rows' T-runs iostride apart
- * (read unless `first`). Two weight rows share every activation load: half the L1 loads
- * per dpbusd, which measured faster when weights stream from memory (the loads compete with
- * the stream's fills). */
+ * (read unless `first`). Two weight rows share every activation load: on AMD Zen 4 a zmm
+ * load per dpbusd (one each per cycle) measured 122 cycles for 64 dpbusd against 66 from
+ * registers, so loads, not multiplies, bound one row; tiles are decoded in parts of 4 steps
+ * so that two rows' weights (8 zmm) and 2T sums fit the 32 registers. */
 ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstride, int64_t tile0,
                              int cn, int64_t n, const __m512i *sa, size_t tstride, __m512 *io,
                              size_t iostride, int first, int mode, __m512i *wbuf) {
-    const int S = steps(ty), AZ = azmm(ty);
-    __m512 acc[2][TG];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[r][t] = first ? _mm512_setzero_ps() : io[r * iostride + t];
+    const int S = steps(ty), AZ = azmm(ty), P = parts(ty);
+    if (first)
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < T; t++) io[r * iostride + t] = _mm512_setzero_ps();
     for (int c = 0; c < cn; c++) {
-        __m512i W[2][8];
+        _Alignas(64) char pad[2][16 * sizeof(block_q4_0)];
+        const char *src[2] = {NULL, NULL};
         __m512 D[2], M[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+        const __m512i *a = sa + (size_t)c * tstride;
+        /* Integer sums are exact, so how the dpbusd chains are split cannot change a result:
+         * interleave the rows (step outer) and, for few rows, use two chains per row, so that
+         * enough independent dpbusd are in flight. */
+        const int NC = R * T <= 2 ? 2 : 1;
+        __m512i s[2][2 * TG];
+#pragma GCC unroll 2
+        for (int r = 0; r < 2; r++)
+#pragma GCC unroll 16
+            for (int u = 0; u < 2 * TG; u++)
+                s[r][u] = has_corr(ty) && u < T ? a[u * AZ + S + 1] : _mm512_setzero_si512();
 #pragma GCC unroll 2
         for (int r = 0; r < R; r++) {
-            __m512i *wb = wbuf + ((size_t)c * R + r) * WZ;
-            if (mode == WB_LOAD) {
-#pragma GCC unroll 8
-                for (int j = 0; j < S; j++) W[r][j] = wb[j];
-                D[r] = _mm512_castsi512_ps(wb[8]);
-                M[r] = _mm512_castsi512_ps(wb[9]);
-            } else {
+            if (mode != WB_LOAD) {
                 const char *rw = row + r * wstride;
                 const char *pf = rw + (tile0 + c) * (int64_t)tile_bytes(ty) +
                                  (mode == WB_NONE ? PF_DIST_FEW : PF_DIST); /* WB_NONE: kp <= TG */
                 for (size_t o = 0; o < tile_bytes(ty); o += 64) _mm_prefetch(pf + o, PF_HINT);
-                dec_tile(ty, rw, tile0 + c, n, W[r], &D[r], &M[r]);
-                if (mode == WB_STORE) {
-#pragma GCC unroll 8
-                    for (int j = 0; j < S; j++) wb[j] = W[r][j];
-                    wb[8] = _mm512_castps_si512(D[r]);
-                    wb[9] = _mm512_castps_si512(M[r]);
-                }
+                src[r] = tile_src(ty, rw, tile0 + c, n, pad[r]);
             }
         }
-        const __m512i *a = sa + (size_t)c * tstride;
-        /* Integer sums are exact, so how the dpbusd chains are split cannot change a result:
-         * interleave the rows (j outer) and, for few rows, use two chains per row, so that
-         * enough independent dpbusd are in flight (latency 5, two per cycle). */
-        const int NC = R * T <= 2 ? 2 : 1;
-        __m512i s[2][2 * TG];
 #pragma GCC unroll 2
-        for (int r = 0; r < R; r++)
-#pragma GCC unroll 16
-            for (int u = 0; u < NC * T; u++)
-                s[r][u] = has_corr(ty) && u < T ? a[u * AZ + S + 1] : _mm512_setzero_si512();
-#pragma GCC unroll 8
-        for (int j = 0; j < S; j++)
-#pragma GCC unroll 8
-            for (int t = 0; t < T; t++) {
-                const int u = t + T * (j % NC);
-                const __m512i av = _mm512_load_si512(&a[t * AZ + j]);
+        for (int q = 0; q < P; q++) {
+            __m512i W[2][4];
 #pragma GCC unroll 2
-                for (int r = 0; r < R; r++) s[r][u] = _mm512_dpbusd_epi32(s[r][u], W[r][j], av);
+            for (int r = 0; r < R; r++) {
+                __m512i *wb = wbuf + ((size_t)c * R + r) * WZ;
+                if (mode == WB_LOAD) {
+#pragma GCC unroll 4
+                    for (int u = 0; u < 4; u++) W[r][u] = wb[4 * q + u];
+                    if (q == 0) D[r] = _mm512_castsi512_ps(wb[8]), M[r] = _mm512_castsi512_ps(wb[9]);
+                } else {
+                    dec_part(ty, src[r], q, W[r], &D[r], &M[r]);
+                    if (mode == WB_STORE) {
+#pragma GCC unroll 4
+                        for (int u = 0; u < 4; u++) wb[4 * q + u] = W[r][u];
+                        if (q == 0) wb[8] = _mm512_castps_si512(D[r]), wb[9] = _mm512_castps_si512(M[r]);
+                    }
+                }
             }
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++)
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) {
+                    const int j = step_of(ty, q, u), ch = t + T * ((q * 4 + u) % NC);
+                    __m512i av = _mm512_load_si512(&a[t * AZ + j]);
+                    /* one register load for both rows: gcc would otherwise fold the load into
+                     * each dpbusd, and loads are the bottleneck (see above) */
+                    if (R == 2) __asm__("" : "+v"(av));
+#pragma GCC unroll 2
+                    for (int r = 0; r < R; r++) s[r][ch] = _mm512_dpbusd_epi32(s[r][ch], W[r][u], av);
+                }
+        }
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             const __m512i *at = a + t * AZ;
 #pragma GCC unroll 2
             for (int r = 0; r < R; r++) {
                 const __m512i st = NC == 2 ? _mm512_add_epi32(s[r][t], s[r][t + T]) : s[r][t];
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st),
-                                            _mm512_mul_ps(D[r], _mm512_castsi512_ps(at[S])), acc[r][t]);
-                if (has_min(ty)) acc[r][t] = _mm512_fmadd_ps(M[r], _mm512_castsi512_ps(at[S + 1]), acc[r][t]);
+                __m512 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st),
+                                             _mm512_mul_ps(D[r], _mm512_castsi512_ps(at[S])),
+                                             io[r * iostride + t]);
+                if (has_min(ty)) acc = _mm512_fmadd_ps(M[r], _mm512_castsi512_ps(at[S + 1]), acc);
+                io[r * iostride + t] = acc;
             }
         }
     }
-#pragma GCC unroll 2
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) io[r * iostride + t] = acc[r][t];
 }
 
 #define ROW_TILES_T(R, T)                                                                      \
@@ -499,7 +529,7 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
             if (C < 1) C = 1;
             if (C > ns) C = ns;
             __m512 accb[RB * KB];
-            __m512i wbuf[(kp > TG ? C : 1) * WZ]; /* one row at a time when kp > TG */
+            __m512i wbuf[(kp > TG ? 2 * C : 1) * WZ]; /* decoded tiles of a row pair when kp > TG */
             for (int64_t rb = r0; rb < r1; rb += RB) {
                 const int nr = (int)(r1 - rb < RB ? r1 - rb : RB);
                 for (int c0 = 0; c0 < ns; c0 += C) {
@@ -507,7 +537,7 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
                     for (int i = 0; i < nr;) {
                         const char *row = (const char *)w + (size_t)(rb + i) * w_stride;
                         /* row pairs share activation loads; a lone last row goes alone */
-                        const int R = kp <= TG && nr - i >= 2 ? 2 : 1;
+                        const int R = nr - i >= 2 ? 2 : 1;
                         for (int tg0 = 0; tg0 < kp; tg0 += TG) {
                             const int T = kp - tg0 < TG ? kp - tg0 : TG;
                             const int mode = kp <= TG ? WB_NONE : tg0 == 0 ? WB_STORE : WB_LOAD;
