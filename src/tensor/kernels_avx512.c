@@ -246,7 +246,7 @@ static const uint8_t q40_sidx[64] = {
 #undef Q40_SIDX
 
 /* Part q (0 or 1) of the tile: W[0..3] = steps 2q, 2q + 1 (low nibbles of qs dwords 2q, 2q+1)
- * and 2q + 4, 2q + 5 (their high nibbles), see q40_step; part 0 also gives the scales. Two
+ * and 2q + 4, 2q + 5 (their high nibbles), see step_of; part 0 also gives the scales. Two
  * parts let two weight rows be decoded at a time without running out of registers. */
 ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, int q, __m512i *W, __m512 *D) {
     const char *b = (const char *)x;
