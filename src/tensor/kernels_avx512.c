@@ -423,7 +423,8 @@ enum { WB_NONE, WB_STORE, WB_LOAD }; /* decoded-tile buffer use, for k > TG */
  * (read unless `first`). Two weight rows share every activation load: on AMD Zen 4 a zmm
  * load per dpbusd (one each per cycle) measured 122 cycles for 64 dpbusd against 66 from
  * registers, so loads, not multiplies, bound one row; tiles are decoded in parts of 4 steps
- * so that two rows' weights (8 zmm) and 2T sums fit the 32 registers. */
+ * so that two rows' weights (8 zmm) and 2T sums fit the 32 registers; the float accumulators
+ * stay in io (L1), read and written once per tile. */
 ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstride, int64_t tile0,
                              int cn, int64_t n, const __m512i *sa, size_t tstride, __m512 *io,
                              size_t iostride, int first, int mode, __m512i *wbuf) {
@@ -441,6 +442,8 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
          * enough independent dpbusd are in flight. */
         const int NC = R * T <= 2 ? 2 : 1;
         __m512i s[2][2 * TG];
+        /* every sum is set, also those R and T leave unused (dead stores once unrolled): gcc 12
+         * otherwise warns that the sums may be used uninitialized */
 #pragma GCC unroll 2
         for (int r = 0; r < 2; r++)
 #pragma GCC unroll 16
