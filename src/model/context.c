@@ -27,6 +27,12 @@
 
 #define MAX_MATMUL_JOBS 3
 
+/* A run of batch tokens of one sequence and a slice of the query heads of a KV group: one
+ * attention kernel call (tokens x heads <= CT_ATTN_LANES). */
+typedef struct attn_block {
+    int32_t j0, nt, g0, ng;
+} attn_block;
+
 struct celer_context {
     const celer_model *model;
     celer_context_params params;
@@ -47,6 +53,8 @@ struct celer_context {
     float *att;      /* [n][n_head*head_dim] attention output */
     float *hb, *hb2; /* [n][n_ff] */
     float *scores;   /* [n_threads][attn_scratch_floats] */
+    attn_block *attn_blk; /* [n_batch * ceil(group / lanes)] this pass's attention blocks */
+    int32_t n_attn_blk;
     uint8_t *actq[MAX_MATMUL_JOBS]; /* activations in vec_dot types */
     size_t actq_cap;                /* bytes per actq buffer */
     float *inv_freq;                /* [n_rot/2] rope inverse frequencies */
@@ -64,6 +72,7 @@ struct celer_context {
 };
 
 static size_t attn_scratch_floats(const celer_context *ctx);
+static int32_t attn_group(const celer_context *ctx);
 
 celer_context_params celer_context_default_params(void) {
     celer_context_params p;
@@ -95,6 +104,7 @@ void celer_context_free(celer_context *ctx) {
     free(ctx->hb);
     free(ctx->hb2);
     free(ctx->scores);
+    free(ctx->attn_blk);
     for (int i = 0; i < MAX_MATMUL_JOBS; i++) free(ctx->actq[i]);
     free(ctx->inv_freq);
     free(ctx->rope_cs);
@@ -187,6 +197,8 @@ celer_status celer_context_create(const celer_model *model, const celer_context_
     ctx->hb = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &ok);
     ctx->hb2 = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &ok);
     ctx->scores = xcalloc((size_t)p.n_threads * attn_scratch_floats(ctx), sizeof(float), &ok);
+    ctx->attn_blk = xcalloc(nb * (size_t)((attn_group(ctx) + CT_ATTN_LANES - 1) / CT_ATTN_LANES),
+                            sizeof(attn_block), &ok);
     ctx->actq_cap = nb * max_act_row_bytes(model);
     for (int i = 0; i < MAX_MATMUL_JOBS; i++) ctx->actq[i] = xcalloc(ctx->actq_cap, 1, &ok);
     ctx->inv_freq = xcalloc((size_t)hp->n_rot / 2, sizeof(float), &ok);
@@ -420,80 +432,69 @@ typedef struct attn_region {
     int32_t layer, n;
 } attn_region;
 
-/* A cached K or V row (kv_dim wide at `index`) as floats: the row itself for an F32 cache,
- * converted once into tmp for F16, so every head of a group reads it without converting. */
-static inline __attribute__((always_inline)) const float *kv_row(const celer_context *ctx, const void *cache, size_t index, float *tmp, int32_t n) {
-    if (ctx->kv_elem == 4) return (const float *)cache + index;
-    celer_fp16_to_fp32_row((const uint16_t *)cache + index, tmp, n);
-    return tmp;
-}
-
-static inline __attribute__((always_inline)) float dot_f32(const float *a, const float *b, int32_t n) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int32_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-/* Scratch floats one attention job needs: scores of every head of a group, a converted row,
- * and per-head max and sum. */
+/* Scratch floats one attention job needs: the kernel's scratch for n_ctx rows, then the
+ * per-row visibility bits (uint16 each). */
 static size_t attn_scratch_floats(const celer_context *ctx) {
-    const cm_hparams *hp = &ctx->model->hp;
-    size_t group = (size_t)(hp->n_head / hp->n_head_kv);
-    return group * (size_t)ctx->n_ctx + (size_t)hp->head_dim + 2 * group;
+    return ct_attn_scratch_floats(ctx->model->hp.head_dim, ctx->n_ctx) + (size_t)ctx->n_ctx / 2 + 1;
+}
+
+/* Query heads per KV head, and how many of them one kernel call takes. */
+static int32_t attn_group(const celer_context *ctx) { return ctx->model->hp.n_head / ctx->model->hp.n_head_kv; }
+static int32_t attn_heads_per_block(const celer_context *ctx) {
+    return attn_group(ctx) < CT_ATTN_LANES ? attn_group(ctx) : CT_ATTN_LANES;
+}
+
+/* Splits the batch into attention blocks: runs of consecutive tokens of one sequence, as many
+ * as fill the kernel's lanes with all the query heads of a KV group (or, for groups wider
+ * than the lanes, one token and a slice of the heads). Each K/V row is then read once per
+ * block instead of once per token. The blocks are the same for every layer. */
+static void plan_attention(celer_context *ctx, int32_t n) {
+    const int32_t G = attn_group(ctx), ng = attn_heads_per_block(ctx), per = CT_ATTN_LANES / ng;
+    int32_t nb = 0;
+    for (int32_t j = 0; j < n;) {
+        int32_t nt = 1;
+        while (nt < per && j + nt < n && ctx->b_seq[j + nt] == ctx->b_seq[j]) nt++;
+        for (int32_t g0 = 0; g0 < G; g0 += ng)
+            ctx->attn_blk[nb++] = (attn_block){j, nt, g0, G - g0 < ng ? G - g0 : ng};
+        j += nt;
+    }
+    ctx->n_attn_blk = nb;
 }
 
 /*
- * One (token, KV head) pair: the softmax attention of every query head that shares this KV
- * head (grouped-query attention), over the sequence's cached rows plus the batch rows the
- * mask allows. Batch rows already sit in the cache at their slots. Each K and V row is read
- * once for the whole group. The sums for a token do not depend on the rest of the batch.
+ * One block and KV head: the softmax attention of the block's query heads (grouped-query
+ * attention) over the sequence's cached rows plus the batch rows each token's mask allows
+ * (batch rows already sit in the cache at their slots). The kernel computes each query in a
+ * lane of its own, so a token's result does not depend on the rest of the batch.
  */
-CELER_MULTIVERSION static void attend_group(celer_context *ctx, int32_t layer, int32_t i, int32_t kvh, float *scratch) {
+static void attend_block(celer_context *ctx, int32_t layer, const attn_block *b, int32_t kvh, float *scratch) {
     const cm_hparams *hp = &ctx->model->hp;
-    const int32_t hd = hp->head_dim, G = hp->n_head / hp->n_head_kv, n_ctx = ctx->n_ctx;
-    const int32_t seq = ctx->b_seq[i], base = ctx->seq_len[seq];
-    const size_t q_off = (size_t)i * (size_t)hp->n_head * hd + (size_t)kvh * G * hd;
-    const float *q = ctx->q + q_off;
-    float *out = ctx->att + q_off;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const int32_t end = ctx->b_slot[i] + 1; /* rows beyond the token's own slot are later batch rows */
-    const uint8_t *mask_row = ctx->b_mask + (size_t)i * (size_t)ctx->n_batch;
-    float *scores = scratch, *tmp = scratch + (size_t)G * n_ctx, *maxv = tmp + hd, *sum = maxv + G;
-
-    for (int32_t g = 0; g < G; g++) maxv[g] = -INFINITY;
-    for (int32_t t = 0; t < end; t++) {
-        if (t >= base && !mask_row[t - base]) {
-            for (int32_t g = 0; g < G; g++) scores[(size_t)g * n_ctx + t] = -INFINITY;
-            continue;
-        }
-        const float *k = kv_row(ctx, ctx->k_cache, kv_row_index(ctx, layer, seq, t) + (size_t)kvh * hd, tmp, hd);
-        for (int32_t g = 0; g < G; g++) {
-            float sc = dot_f32(q + (size_t)g * hd, k, hd) * scale;
-            scores[(size_t)g * n_ctx + t] = sc;
-            if (sc > maxv[g]) maxv[g] = sc;
+    const int32_t hd = hp->head_dim, G = attn_group(ctx), qd = hp->n_head * hd;
+    const int32_t seq = ctx->b_seq[b->j0], base = ctx->seq_len[seq];
+    ct_attn a = {.hd = hd, .nq = b->nt * b->ng, .kv_stride = (size_t)ctx->kv_dim,
+                 .kv_f16 = ctx->kv_elem == 2, .scale = 1.0f / sqrtf((float)hd), .scratch = scratch};
+    for (int32_t t = 0; t < b->nt; t++)
+        if (ctx->b_slot[b->j0 + t] + 1 > a.nk) a.nk = ctx->b_slot[b->j0 + t] + 1;
+    uint16_t *vis = (uint16_t *)(scratch + ct_attn_scratch_floats(hd, ctx->n_ctx));
+    const uint16_t all = (uint16_t)((1u << a.nq) - 1);
+    for (int32_t r = 0; r < a.nk; r++) vis[r] = r < base ? all : 0;
+    for (int32_t t = 0; t < b->nt; t++) {
+        const int32_t j = b->j0 + t, end = ctx->b_slot[j] + 1;
+        const uint8_t *mask_row = ctx->b_mask + (size_t)j * (size_t)ctx->n_batch;
+        const uint16_t bits = (uint16_t)(((1u << b->ng) - 1) << (t * b->ng));
+        for (int32_t r = base; r < end; r++)
+            if (mask_row[r - base]) vis[r] |= bits;
+        for (int32_t g = 0; g < b->ng; g++) {
+            const size_t off = (size_t)j * qd + (size_t)(kvh * G + b->g0 + g) * hd;
+            a.q[t * b->ng + g] = ctx->q + off;
+            a.out[t * b->ng + g] = ctx->att + off;
         }
     }
-    for (int32_t g = 0; g < G; g++) {
-        float *sg = scores + (size_t)g * n_ctx, total = 0.0f;
-        for (int32_t t = 0; t < end; t++) {
-            float e = sg[t] == -INFINITY ? 0.0f : expf(sg[t] - maxv[g]);
-            sg[t] = e;
-            total += e;
-        }
-        sum[g] = 1.0f / total;
-    }
-    memset(out, 0, (size_t)G * hd * sizeof(float));
-    for (int32_t t = 0; t < end; t++) {
-        if (t >= base && !mask_row[t - base]) continue;
-        const float *v = kv_row(ctx, ctx->v_cache, kv_row_index(ctx, layer, seq, t) + (size_t)kvh * hd, tmp, hd);
-        for (int32_t g = 0; g < G; g++) {
-            float pw = scores[(size_t)g * n_ctx + t] * sum[g];
-            float *o = out + (size_t)g * hd;
-#pragma omp simd
-            for (int32_t d = 0; d < hd; d++) o[d] += pw * v[d];
-        }
-    }
+    a.vis = vis;
+    const size_t row0 = kv_row_index(ctx, layer, seq, 0) + (size_t)kvh * hd;
+    a.k = (const char *)ctx->k_cache + row0 * ctx->kv_elem;
+    a.v = (const char *)ctx->v_cache + row0 * ctx->kv_elem;
+    ctx->model->kernels->attention(&a);
 }
 
 static void attention_worker(void *arg, int32_t ith, int32_t nth) {
@@ -501,8 +502,8 @@ static void attention_worker(void *arg, int32_t ith, int32_t nth) {
     celer_context *ctx = r->ctx;
     const int32_t n_kv = ctx->model->hp.n_head_kv;
     float *scratch = ctx->scores + (size_t)ith * attn_scratch_floats(ctx);
-    for (int32_t job = ith; job < r->n * n_kv; job += nth)
-        attend_group(ctx, r->layer, job / n_kv, job % n_kv, scratch);
+    for (int32_t job = ith; job < ctx->n_attn_blk * n_kv; job += nth)
+        attend_block(ctx, r->layer, &ctx->attn_blk[job / n_kv], job % n_kv, scratch);
 }
 
 /* ---------------------------------------------------------------- the forward pass */
@@ -652,6 +653,7 @@ celer_status celer_decode(celer_context *ctx, const celer_batch *batch, celer_er
                     ctx->x + (size_t)t * d, d);
     }
     rope_prepare(ctx, n);
+    plan_attention(ctx, n);
     for (int32_t il = 0; il < m->hp.n_layer; il++) layer_forward(ctx, il, n);
 
     /* Final norm and output matrix, only for the rows asked for. */

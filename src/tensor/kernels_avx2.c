@@ -583,6 +583,7 @@ static const ct_kernels avx2_kernels = {
             [CELER_TYPE_Q8_0] = act_q8_0,
             [CELER_TYPE_Q8_K] = act_q8_K,
         },
+    .attention = ct_attention_avx2,
 };
 
 /* For dispatch.c: the set for CPUs with AVX2 + FMA + F16C. */

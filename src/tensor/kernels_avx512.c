@@ -886,6 +886,7 @@ static void act_f32(const float *restrict x, void *restrict dst, int64_t n) {
             [CELER_TYPE_Q8_0] = act_q8_0,                                                      \
             [CELER_TYPE_Q8_K] = act_q8_K,                                                      \
         },                                                                                     \
+        .attention = ct_attention_avx512,                                                      \
     }
 
 static const ct_kernels avx512_vnni_bf16 = AVX512_TABLE(bf16_dp);

@@ -292,6 +292,7 @@ static const ct_kernels reference_kernels = {
             [CELER_TYPE_Q8_0] = act_q8_0,
             [CELER_TYPE_Q8_K] = act_q8_K,
         },
+    .attention = ct_attention_ref,
 };
 
 const ct_kernels *ct_kernels_reference(void) { return &reference_kernels; }

@@ -85,6 +85,33 @@ typedef void (*ct_mul_mat_fn)(int64_t n, const void *restrict w, size_t w_stride
                               int64_t r1, const void *restrict act, size_t act_stride, int32_t k,
                               float *restrict out, int64_t ld);
 
+/*
+ * Grouped softmax attention of up to CT_ATTN_LANES query vectors over rows [0, nk) of one
+ * KV head (the query heads that share it, for one or more batch tokens of a sequence):
+ *   out_i = sum_r softmax_r(scale * q_i . K_r | rows visible to i) V_r
+ * Row r of K and V is at element r * kv_stride of k and v (F16 or F32). Bit i of vis[r] says
+ * whether query i may attend row r; every query must see at least one row. SIMD sets compute
+ * query i in lane i: its result depends only on q_i and the rows it sees, never on the other
+ * queries, their number or nk, so a token gives the same output alone or in any batch.
+ */
+#define CT_ATTN_LANES 16
+typedef struct ct_attn {
+    int32_t hd; /* head dimension, any size */
+    int32_t nq; /* query vectors, 1..CT_ATTN_LANES */
+    const float *q[CT_ATTN_LANES];
+    float *out[CT_ATTN_LANES];
+    int32_t nk; /* rows */
+    const void *k, *v;
+    size_t kv_stride; /* elements from one row to the next */
+    int32_t kv_f16;   /* rows are F16 (else F32) */
+    const uint16_t *vis;
+    float scale;
+    float *scratch; /* ct_attn_scratch_floats(hd, nk) floats, no alignment needed */
+} ct_attn;
+typedef void (*ct_attn_fn)(const ct_attn *a);
+/* Scratch floats an attention kernel needs for nk rows of head dimension hd. */
+size_t ct_attn_scratch_floats(int32_t hd, int32_t nk);
+
 typedef struct ct_kernels {
     const char *name; /* "reference", "avx2", "avx512", "avx512-vnni" */
     /* Indexed by weight type. */
@@ -92,6 +119,7 @@ typedef struct ct_kernels {
     ct_mul_mat_fn mul_mat[CELER_TYPE_TABLE_SIZE];
     /* Indexed by activation (vec_dot) type: F32 (copy), F16, BF16, Q8_0, Q8_K. */
     ct_from_float_fn quantize_act[CELER_TYPE_TABLE_SIZE];
+    ct_attn_fn attention;
 } ct_kernels;
 
 /* ---- reference functions (always available) */
@@ -106,6 +134,11 @@ void ct_to_float(int32_t type, const void *src, float *dst, int64_t n);
  * uses without an importance matrix), for every computable type incl. F16/BF16/F32 (plain
  * conversion). n a multiple of the block size. */
 void ct_quantize_row(int32_t type, const float *src, void *dst, int64_t n);
+
+/* Attention kernels for the tables (attention_ref.c, attention_avx2.c, attention_avx512.c). */
+void ct_attention_ref(const ct_attn *a);
+void ct_attention_avx2(const ct_attn *a);
+void ct_attention_avx512(const ct_attn *a);
 
 /* Kernel sets. The reference set is the plain scalar code. */
 const ct_kernels *ct_kernels_reference(void);

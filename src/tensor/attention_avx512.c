@@ -1,0 +1,142 @@
+/*
+ * Attention, AVX-512: the 16 query vectors of a call are the 16 lanes of a zmm, so every K and
+ * V row is read (and converted from F16) once for all of them, and every product is a plain
+ * lane-wise FMA with the row element broadcast:
+ *   scores:  S[r] = scale * sum_d Qt[d] * K[r][d]   (Qt = queries transposed, [hd][16])
+ *   softmax: per lane, max over r, exp, sum in row order (masked rows give exactly 0)
+ *   values:  Ot[d] = sum_r S[r] * V[r][d], then out_i[d] = Ot[d]_i / sum_i
+ * Each lane's float operations run in the same order whatever the other lanes hold, nk or
+ * the lane index, which is the batch invariance tensor.h promises. Rows are taken ROWS at a
+ * time: ROWS score accumulators (or ROWS probability vectors) stay in registers while d runs.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tensor/tensor.h"
+
+#define LANES 16
+#define ROWS 8
+
+/* e^x for x <= 0 (lanes that are not needed may hold anything finite): exp(x) = 2^n e^f with
+ * n = round(x / ln 2), |f| <= ln2 / 2, e^f by its degree-6 Taylor polynomial (error below
+ * 1.2e-7 relative), 2^n applied by vscalefps, which underflows to 0 cleanly. */
+static inline __m512 exp_nonpos(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    f = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), f);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* hd floats of row r of a K or V cache into dst (F16 converted, F32 copied). */
+static void row_to_f32(const ct_attn *a, const void *rows, int32_t r, float *dst) {
+    const size_t at = (size_t)r * a->kv_stride;
+    int32_t d = 0;
+    if (a->kv_f16) {
+        const uint16_t *src = (const uint16_t *)rows + at;
+        for (; d + 16 <= a->hd; d += 16)
+            _mm512_storeu_ps(dst + d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + d))));
+        if (d < a->hd) {
+            const __mmask16 m = (__mmask16)((1u << (a->hd - d)) - 1);
+            _mm512_mask_storeu_ps(dst + d, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + d)));
+        }
+    } else {
+        memcpy(dst, (const float *)rows + at, (size_t)a->hd * sizeof(float));
+    }
+}
+
+/* Rows r0 .. r0 + ROWS as floats: returns where row r0 + i starts (at i * *stride); rows past
+ * nk read as zeros. F32 rows are used in place when all ROWS exist. */
+static const float *block_rows(const ct_attn *a, const void *rows, int32_t r0, float *buf, size_t *stride) {
+    const int32_t nr = a->nk - r0 < ROWS ? a->nk - r0 : ROWS;
+    if (!a->kv_f16 && nr == ROWS) {
+        *stride = a->kv_stride;
+        return (const float *)rows + (size_t)r0 * a->kv_stride;
+    }
+    for (int32_t i = 0; i < ROWS; i++) {
+        if (i < nr) row_to_f32(a, rows, r0 + i, buf + (size_t)i * a->hd);
+        else memset(buf + (size_t)i * a->hd, 0, (size_t)a->hd * sizeof(float));
+    }
+    *stride = (size_t)a->hd;
+    return buf;
+}
+
+/* S[r] = scale * q.K_r for every lane, -inf where the lane may not see row r; returns the
+ * per-lane maximum. */
+static __m512 scores(const ct_attn *a, const float *qt, float *S, float *buf) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    const __m512 scale = _mm512_set1_ps(a->scale), ninf = _mm512_set1_ps(-INFINITY);
+    for (int32_t r0 = 0; r0 < a->nk; r0 += ROWS) {
+        size_t ks;
+        const float *k = block_rows(a, a->k, r0, buf, &ks);
+        __m512 acc[ROWS];
+        for (int i = 0; i < ROWS; i++) acc[i] = _mm512_setzero_ps();
+        for (int32_t d = 0; d < a->hd; d++) {
+            const __m512 q = _mm512_load_ps(qt + (size_t)d * LANES);
+#pragma GCC unroll 8
+            for (int i = 0; i < ROWS; i++) acc[i] = _mm512_fmadd_ps(q, _mm512_set1_ps(k[i * ks + d]), acc[i]);
+        }
+        for (int i = 0; i < ROWS && r0 + i < a->nk; i++) {
+            const __m512 s = _mm512_mask_mul_ps(ninf, a->vis[r0 + i], acc[i], scale);
+            mx = _mm512_max_ps(mx, s);
+            _mm512_store_ps(S + (size_t)(r0 + i) * LANES, s);
+        }
+    }
+    return mx;
+}
+
+/* S[r] = exp(S[r] - max) (exactly 0 where not visible); returns the per-lane sums. */
+static __m512 softmax_numerators(const ct_attn *a, float *S, __m512 mx) {
+    __m512 sum = _mm512_setzero_ps();
+    for (int32_t r = 0; r < a->nk; r++) {
+        float *s = S + (size_t)r * LANES;
+        const __mmask16 m = a->vis[r];
+        const __m512 e = _mm512_maskz_mov_ps(m, exp_nonpos(_mm512_maskz_sub_ps(m, _mm512_load_ps(s), mx)));
+        _mm512_store_ps(s, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    return sum;
+}
+
+/* Ot[d] = sum_r S[r] V[r][d], rows in order. */
+static void weighted_values(const ct_attn *a, const float *S, float *ot, float *buf) {
+    for (int32_t d = 0; d < a->hd; d++) _mm512_store_ps(ot + (size_t)d * LANES, _mm512_setzero_ps());
+    for (int32_t r0 = 0; r0 < a->nk; r0 += ROWS) {
+        size_t vs;
+        const float *v = block_rows(a, a->v, r0, buf, &vs);
+        __m512 p[ROWS];
+        for (int i = 0; i < ROWS; i++)
+            p[i] = r0 + i < a->nk ? _mm512_load_ps(S + (size_t)(r0 + i) * LANES) : _mm512_setzero_ps();
+        for (int32_t d = 0; d < a->hd; d++) {
+            __m512 o = _mm512_load_ps(ot + (size_t)d * LANES);
+#pragma GCC unroll 8
+            for (int i = 0; i < ROWS; i++) o = _mm512_fmadd_ps(p[i], _mm512_set1_ps(v[i * vs + d]), o);
+            _mm512_store_ps(ot + (size_t)d * LANES, o);
+        }
+    }
+}
+
+void ct_attention_avx512(const ct_attn *a) {
+    float *base = (float *)(((uintptr_t)a->scratch + 63) & ~(uintptr_t)63);
+    float *S = base, *qt = S + (size_t)a->nk * LANES, *ot = qt + (size_t)a->hd * LANES;
+    float *buf = ot + (size_t)a->hd * LANES;
+    for (int32_t d = 0; d < a->hd; d++)
+        for (int i = 0; i < LANES; i++) qt[(size_t)d * LANES + i] = i < a->nq ? a->q[i][d] : 0.0f;
+    const __m512 mx = scores(a, qt, S, buf);
+    const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), softmax_numerators(a, S, mx));
+    weighted_values(a, S, ot, buf);
+    for (int32_t d = 0; d < a->hd; d++)
+        _mm512_store_ps(ot + (size_t)d * LANES, _mm512_mul_ps(_mm512_load_ps(ot + (size_t)d * LANES), inv));
+    for (int i = 0; i < a->nq; i++)
+        for (int32_t d = 0; d < a->hd; d++) a->out[i][d] = ot[(size_t)d * LANES + i];
+}
