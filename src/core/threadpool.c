@@ -131,6 +131,40 @@ void celer_pool_run(celer_pool *pool, celer_pool_fn fn, void *arg) {
     }
 }
 
+static uint64_t split_pack(uint32_t first, uint32_t end) { return first | (uint64_t)end << 32; }
+
+void celer_split_init(celer_segment *seg, int32_t n_seg, int32_t n_items) {
+    for (int32_t t = 0; t < n_seg; t++) {
+        uint32_t first = (uint32_t)((int64_t)n_items * t / n_seg);
+        uint32_t end = (uint32_t)((int64_t)n_items * (t + 1) / n_seg);
+        atomic_store_explicit(&seg[t].range, split_pack(first, end), memory_order_relaxed);
+    }
+}
+
+int32_t celer_split_next(celer_segment *seg, int32_t n_seg, int32_t ith) {
+    uint64_t v = atomic_load_explicit(&seg[ith].range, memory_order_relaxed);
+    while ((uint32_t)v < (uint32_t)(v >> 32))
+        if (atomic_compare_exchange_weak_explicit(&seg[ith].range, &v, v + 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return (int32_t)(uint32_t)v;
+    for (;;) {
+        int32_t victim = -1;
+        uint32_t most = 0;
+        for (int32_t t = 0; t < n_seg; t++) {
+            uint64_t w = atomic_load_explicit(&seg[t].range, memory_order_relaxed);
+            uint32_t left = (uint32_t)(w >> 32) - (uint32_t)w;
+            if ((uint32_t)w < (uint32_t)(w >> 32) && left > most) victim = t, most = left;
+        }
+        if (victim < 0) return -1;
+        v = atomic_load_explicit(&seg[victim].range, memory_order_relaxed);
+        uint32_t first = (uint32_t)v, end = (uint32_t)(v >> 32);
+        if (first < end &&
+            atomic_compare_exchange_weak_explicit(&seg[victim].range, &v, split_pack(first, end - 1),
+                                                  memory_order_relaxed, memory_order_relaxed))
+            return (int32_t)(end - 1);
+    }
+}
+
 int32_t celer_physical_cores(void) {
     /* Count distinct (physical id, core id) pairs; hyper-threads share a core. */
     FILE *f = fopen("/proc/cpuinfo", "r");

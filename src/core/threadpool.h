@@ -17,6 +17,18 @@ int32_t celer_pool_n_threads(const celer_pool *pool);
 /* Runs fn on all threads and returns when every thread has finished. Not reentrant. */
 void celer_pool_run(celer_pool *pool, celer_pool_fn fn, void *arg);
 
+/* Work items 0..n-1 of a region shared by threads with little hand-off and contiguous
+ * streams: thread t owns the contiguous segment t of n_seg, takes its items in order (so it
+ * reads memory as one stream), and when its segment is done takes single items from the end
+ * of the segment with the most left. Threads slowed by other tenants of the machine then do
+ * less, and nobody waits long at the end of the region. Each segment has its own cache line. */
+typedef struct celer_segment {
+    _Alignas(64) _Atomic uint64_t range; /* first | end << 32 of the items still untaken */
+} celer_segment;
+void celer_split_init(celer_segment *seg, int32_t n_seg, int32_t n_items);
+/* The next item for thread ith (any ith < n_seg), or -1 when every item is taken. */
+int32_t celer_split_next(celer_segment *seg, int32_t n_seg, int32_t ith);
+
 /* Number of physical cores (falls back to online CPUs). */
 int32_t celer_physical_cores(void);
 

@@ -53,6 +53,7 @@ struct celer_context {
     float *att;      /* [n][n_head*head_dim] attention output */
     float *hb, *hb2; /* [n][n_ff] */
     float *scores;   /* [n_threads][attn_scratch_floats] */
+    celer_segment *split; /* [n_threads] work sharing of matrix products */
     attn_block *attn_blk; /* [n_batch * ceil(group / lanes)] this pass's attention blocks */
     int32_t n_attn_blk;
     uint8_t *actq[MAX_MATMUL_JOBS]; /* activations in vec_dot types */
@@ -105,6 +106,7 @@ void celer_context_free(celer_context *ctx) {
     free(ctx->hb2);
     free(ctx->scores);
     free(ctx->attn_blk);
+    free(ctx->split);
     for (int i = 0; i < MAX_MATMUL_JOBS; i++) free(ctx->actq[i]);
     free(ctx->inv_freq);
     free(ctx->rope_cs);
@@ -209,6 +211,8 @@ celer_status celer_context_create(const celer_model *model, const celer_context_
     ctx->b_mask = xcalloc(nb * nb, 1, &ok);
     ctx->out_row = xcalloc(nb, sizeof(int32_t), &ok);
     ctx->out_tok = xcalloc(nb, sizeof(int32_t), &ok);
+    ctx->split = aligned_alloc(64, (size_t)p.n_threads * sizeof(celer_segment));
+    ok = ok && ctx->split;
     if (ok) ctx->pool = celer_pool_create(p.n_threads);
     if (!ok || !ctx->pool) {
         celer_context_free(ctx);
@@ -304,6 +308,8 @@ typedef struct matmul_job {
     const uint8_t *act;  /* activations in the vec_dot type, act_stride bytes per row */
     size_t act_stride;
     float *out;          /* [n][w->rows] */
+    int64_t chunk_rows;  /* rows per work item */
+    int32_t first_chunk; /* this job's first work item in the region's numbering */
 } matmul_job;
 
 typedef struct matmul_region {
@@ -311,30 +317,47 @@ typedef struct matmul_region {
     matmul_job jobs[MAX_MATMUL_JOBS];
     int n_jobs;
     int32_t n_tok;
+    int32_t n_chunks;
+    celer_segment *split; /* [n_split] who takes which work item */
+    int32_t n_split;
 } matmul_region;
 
 /* Below this many multiply-adds a region costs more to hand out than to run, so tiny
  * models (stories260K) run it on the calling thread. Results are identical either way. */
 #define PARALLEL_MIN_WORK 131072
+/* Weight bytes per work item: small enough that the threads finish a region within a few
+ * microseconds of each other, large enough that handing items out costs nothing. */
+#define MATMUL_CHUNK_BYTES 65536
 
 static void run_parallel(celer_context *ctx, celer_pool_fn fn, void *arg, int64_t work) {
     if (work < PARALLEL_MIN_WORK) fn(arg, 0, 1);
     else celer_pool_run(ctx->pool, fn, arg);
 }
 
-/* Each thread takes the same share of every job's rows, so the split (and every sum) is
- * independent of timing; rows are split in multiples of 4 to keep output lines whole. */
+/* Rows per work item of a matrix: about MATMUL_CHUNK_BYTES of weights, at least 4 items per
+ * thread when the matrix is big enough, a multiple of 16 rows so output lines stay whole. */
+static int64_t matmul_chunk_rows(const cm_matrix *w, int32_t n_threads) {
+    int64_t rows = (int64_t)(MATMUL_CHUNK_BYTES / (w->row_bytes ? w->row_bytes : 1));
+    int64_t spread = (w->rows + 4 * n_threads - 1) / (4 * n_threads);
+    if (spread < rows) rows = spread;
+    rows = (rows + 15) & ~(int64_t)15;
+    return rows < 16 ? 16 : rows;
+}
+
+/* Threads take work items (row ranges of the jobs) as celer_split_next hands them out: each
+ * streams through its own share, then helps with what is left of the others', so a thread
+ * slowed by the machine's other tenants does less of the region instead of making the other
+ * wait. Every row's sums are the same whichever thread computes it. */
 static void matmul_worker(void *arg, int32_t ith, int32_t nth) {
-    const matmul_region *r = arg;
-    for (int j = 0; j < r->n_jobs; j++) {
+    matmul_region *r = arg;
+    for (int32_t c; (c = celer_split_next(r->split, r->n_split, ith)) >= 0;) {
+        int j = 0;
+        while (j + 1 < r->n_jobs && c >= r->jobs[j + 1].first_chunk) j++;
         const matmul_job *job = &r->jobs[j];
-        int64_t rows = job->w->rows;
-        int64_t per = ((rows + nth - 1) / nth + 3) & ~(int64_t)3;
-        int64_t r0 = per * ith, r1 = r0 + per < rows ? r0 + per : rows;
-        if (r0 >= r1) continue;
+        const int64_t rows = job->w->rows, r0 = (c - job->first_chunk) * job->chunk_rows;
+        const int64_t r1 = r0 + job->chunk_rows < rows ? r0 + job->chunk_rows : rows;
         r->kernels->mul_mat[job->w->type](job->w->cols, job->w->data, job->w->row_bytes, r0, r1,
-                                          job->act, job->act_stride, r->n_tok, job->out,
-                                          job->w->rows);
+                                          job->act, job->act_stride, r->n_tok, job->out, rows);
     }
 }
 
@@ -358,9 +381,14 @@ static void matmul_multi(celer_context *ctx, const float *x, int32_t n, const cm
                 K->quantize_act[vt](x + (size_t)t * (size_t)w->cols, ctx->actq[j] + (size_t)t * stride,
                                     w->cols);
         done_type[j] = vt;
-        region.jobs[j] = (matmul_job){w, ctx->actq[slot], stride, outs[j]};
+        const int64_t chunk = matmul_chunk_rows(w, celer_pool_n_threads(ctx->pool));
+        region.jobs[j] = (matmul_job){w, ctx->actq[slot], stride, outs[j], chunk, region.n_chunks};
+        region.n_chunks += (int32_t)((w->rows + chunk - 1) / chunk);
         work += w->rows * w->cols * n;
     }
+    region.split = ctx->split;
+    region.n_split = celer_pool_n_threads(ctx->pool);
+    celer_split_init(region.split, region.n_split, region.n_chunks);
     run_parallel(ctx, matmul_worker, &region, work);
 }
 
