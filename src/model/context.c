@@ -437,20 +437,19 @@ static void rope(const celer_context *ctx, float *vec, int32_t n_heads, int32_t 
     }
 }
 
-static float silu(float x) { return x / (1.0f + expf(-x)); }
-
 /* hb = silu(hb) * hb2 over n elements, split evenly across threads (prompt batches make this
- * millions of expf calls). */
+ * millions of exponentials). */
 typedef struct swiglu_region {
+    const ct_kernels *kernels;
     float *gate;
     const float *up;
     int64_t n;
 } swiglu_region;
 
-CELER_MULTIVERSION static void swiglu_worker(void *arg, int32_t ith, int32_t nth) {
+static void swiglu_worker(void *arg, int32_t ith, int32_t nth) {
     const swiglu_region *r = arg;
     int64_t per = (r->n + nth - 1) / nth, i0 = per * ith, i1 = i0 + per < r->n ? i0 + per : r->n;
-    for (int64_t i = i0; i < i1; i++) r->gate[i] = silu(r->gate[i]) * r->up[i];
+    if (i0 < i1) r->kernels->swiglu(r->gate + i0, r->up + i0, i1 - i0);
 }
 
 /* ---------------------------------------------------------------- attention */
@@ -583,7 +582,7 @@ static void layer_forward(celer_context *ctx, int32_t il, int32_t n) {
     const cm_matrix *gu[2] = {&L->w_gate, &L->w_up};
     float *gu_out[2] = {ctx->hb, ctx->hb2};
     matmul_multi(ctx, ctx->xb, n, gu, gu_out, 2);
-    swiglu_region sr = {ctx->hb, ctx->hb2, (int64_t)n * hp->n_ff};
+    swiglu_region sr = {m->kernels, ctx->hb, ctx->hb2, (int64_t)n * hp->n_ff};
     run_parallel(ctx, swiglu_worker, &sr, sr.n * 16);
     matmul(ctx, ctx->hb, n, &L->w_down, ctx->xb);
     for (size_t i = 0; i < (size_t)n * d; i++) ctx->x[i] += ctx->xb[i];

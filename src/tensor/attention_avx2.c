@@ -12,29 +12,10 @@
 
 #include "core/fp16.h"
 #include "tensor/tensor.h"
+#include "tensor/exp_avx2.h"
 
 #define LANES 8
 #define ROWS 8
-
-/* e^x for x <= 0: 2^n e^f with n = round(x / ln 2), |f| <= ln2 / 2, e^f by its degree-6
- * Taylor polynomial; 2^n is built in the exponent field, so x is first clamped at -87
- * (e^-87 is near the smallest normal float; such weights are far below any sum's ulp). */
-static inline __m256 exp_nonpos(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 f = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    f = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), f);
-    __m256 p = _mm256_set1_ps(1.0f / 720);
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
 
 /* All-ones lanes where bit i of `bits` is set. */
 static inline __m256 lane_mask(unsigned bits) {
@@ -99,7 +80,7 @@ static void attend_lanes(const ct_attn *a, int h, float *S, float *qt, float *ot
     for (int32_t r = 0; r < a->nk; r++) {
         float *s = S + (size_t)r * LANES;
         const __m256 m = lane_mask(a->vis[r] >> (8 * h));
-        const __m256 e = _mm256_and_ps(m, exp_nonpos(_mm256_and_ps(m, _mm256_sub_ps(_mm256_load_ps(s), mx))));
+        const __m256 e = _mm256_and_ps(m, ct_exp256(_mm256_and_ps(m, _mm256_sub_ps(_mm256_load_ps(s), mx))));
         _mm256_store_ps(s, e);
         sum = _mm256_add_ps(sum, e);
     }

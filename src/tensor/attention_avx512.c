@@ -6,7 +6,8 @@
  *   softmax: per lane, max over r, exp, sum in row order (masked rows give exactly 0)
  *   values:  Ot[d] = sum_r S[r] * V[r][d], then out_i[d] = Ot[d]_i / sum_i
  * Each lane's float operations run in the same order whatever the other lanes hold, nk or
- * the lane index, which is the batch invariance tensor.h promises. Rows are taken ROWS at a
+ * the lane index, which is the batch invariance tensor.h promises (the AVX2 set, used here for
+ * calls of at most 8 queries, does the same operations per lane). Rows are taken ROWS at a
  * time: ROWS score accumulators (or ROWS probability vectors) stay in registers while d runs.
  */
 #include <immintrin.h>
@@ -15,28 +16,10 @@
 #include <string.h>
 
 #include "tensor/tensor.h"
+#include "tensor/exp_avx512.h"
 
 #define LANES 16
 #define ROWS 8
-
-/* e^x for x <= 0 (lanes that are not needed may hold anything finite): exp(x) = 2^n e^f with
- * n = round(x / ln 2), |f| <= ln2 / 2, e^f by its degree-6 Taylor polynomial (error below
- * 1.2e-7 relative), 2^n applied by vscalefps, which underflows to 0 cleanly. */
-static inline __m512 exp_nonpos(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    f = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), f);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
 
 /* hd floats of row r of a K or V cache into dst (F16 converted, F32 copied). */
 static void row_to_f32(const ct_attn *a, const void *rows, int32_t r, float *dst) {
@@ -101,7 +84,7 @@ static __m512 softmax_numerators(const ct_attn *a, float *S, __m512 mx) {
     for (int32_t r = 0; r < a->nk; r++) {
         float *s = S + (size_t)r * LANES;
         const __mmask16 m = a->vis[r];
-        const __m512 e = _mm512_maskz_mov_ps(m, exp_nonpos(_mm512_maskz_sub_ps(m, _mm512_load_ps(s), mx)));
+        const __m512 e = _mm512_maskz_mov_ps(m, ct_exp512(_mm512_maskz_sub_ps(m, _mm512_load_ps(s), mx)));
         _mm512_store_ps(s, e);
         sum = _mm512_add_ps(sum, e);
     }
@@ -127,6 +110,13 @@ static void weighted_values(const ct_attn *a, const float *S, float *ot, float *
 }
 
 void ct_attention_avx512(const ct_attn *a) {
+    /* Up to 8 queries fit a ymm, and a ymm FMA costs half a zmm one on AMD Zen 4 (which splits
+     * zmm operations in two): the AVX2 code then does the same work in half the time, with
+     * the same arithmetic per lane, so the results are bit for bit the same. */
+    if (a->nq <= 8) {
+        ct_attention_avx2(a);
+        return;
+    }
     float *base = (float *)(((uintptr_t)a->scratch + 63) & ~(uintptr_t)63);
     float *S = base, *qt = S + (size_t)a->nk * LANES, *ot = qt + (size_t)a->hd * LANES;
     float *buf = ot + (size_t)a->hd * LANES;

@@ -18,6 +18,7 @@
 
 #include "core/fp16.h"
 #include "tensor/tensor.h"
+#include "tensor/exp_avx2.h"
 
 #define LANES 8
 #define TMAX 8
@@ -549,6 +550,26 @@ static void act_f32(const float *restrict x, void *restrict dst, int64_t n) {
     memcpy(dst, x, (size_t)n * sizeof(float));
 }
 
+/* ---------------------------------------------------------------- elementwise */
+
+static inline __m256 swiglu8(__m256 g, __m256 u) {
+    const __m256 e = ct_exp256(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+
+/* The tail goes through the same vector code (padded), so no element depends on n. */
+static void swiglu(float *restrict gate, const float *restrict up, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(gate + i, swiglu8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+    if (i < n) {
+        float g[8] = {0}, u[8] = {0};
+        memcpy(g, gate + i, (size_t)(n - i) * sizeof(float));
+        memcpy(u, up + i, (size_t)(n - i) * sizeof(float));
+        _mm256_storeu_ps(g, swiglu8(_mm256_loadu_ps(g), _mm256_loadu_ps(u)));
+        memcpy(gate + i, g, (size_t)(n - i) * sizeof(float));
+    }
+}
+
 /* ---------------------------------------------------------------- table */
 
 static const ct_kernels avx2_kernels = {
@@ -584,6 +605,7 @@ static const ct_kernels avx2_kernels = {
             [CELER_TYPE_Q8_K] = act_q8_K,
         },
     .attention = ct_attention_avx2,
+    .swiglu = swiglu,
 };
 
 /* For dispatch.c: the set for CPUs with AVX2 + FMA + F16C. */

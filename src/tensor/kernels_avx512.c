@@ -44,6 +44,7 @@
 
 #include "core/fp16.h"
 #include "tensor/tensor.h"
+#include "tensor/exp_avx512.h"
 
 #define LANES 16
 #define TG 8           /* activation rows applied to one decoded tile in registers */
@@ -852,6 +853,24 @@ static void act_f32(const float *restrict x, void *restrict dst, int64_t n) {
     memcpy(dst, x, (size_t)n * sizeof(float));
 }
 
+/* ---------------------------------------------------------------- elementwise */
+
+static inline __m512 swiglu16(__m512 g, __m512 u) {
+    const __m512 e = ct_exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+
+/* The tail goes through the same vector code (masked), so no element depends on n. */
+static void swiglu(float *restrict gate, const float *restrict up, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(gate + i, swiglu16(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(gate + i, m, swiglu16(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
+
 /* ---------------------------------------------------------------- tables */
 
 #define AVX512_TABLE(bf16)                                                                     \
@@ -887,6 +906,7 @@ static void act_f32(const float *restrict x, void *restrict dst, int64_t n) {
             [CELER_TYPE_Q8_K] = act_q8_K,                                                      \
         },                                                                                     \
         .attention = ct_attention_avx512,                                                      \
+        .swiglu = swiglu,                                                                      \
     }
 
 static const ct_kernels avx512_vnni_bf16 = AVX512_TABLE(bf16_dp);

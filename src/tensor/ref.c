@@ -15,6 +15,7 @@
  *   Q8_K: quantize_row_q8_K_ref exactly (ggml's x86 backend has no SIMD version of it).
  *   F16/BF16: round to nearest even.
  */
+#include <math.h>
 #include <string.h>
 
 #include "core/fp16.h"
@@ -244,6 +245,10 @@ static void act_q8_0(const float *restrict x, void *restrict dst, int64_t n) {
     }
 }
 
+static void swiglu(float *restrict gate, const float *restrict up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
 /* ================================================================ tables */
 
 int32_t ct_vec_dot_type(int32_t weight_type) {
@@ -293,6 +298,7 @@ static const ct_kernels reference_kernels = {
             [CELER_TYPE_Q8_K] = act_q8_K,
         },
     .attention = ct_attention_ref,
+    .swiglu = swiglu,
 };
 
 const ct_kernels *ct_kernels_reference(void) { return &reference_kernels; }

@@ -112,6 +112,10 @@ typedef void (*ct_attn_fn)(const ct_attn *a);
 /* Scratch floats an attention kernel needs for nk rows of head dimension hd. */
 size_t ct_attn_scratch_floats(int32_t hd, int32_t nk);
 
+/* SwiGLU's gating: gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + e^-gate[i]) * up[i]. An
+ * element's result does not depend on n or on where it sits (threads split the arrays). */
+typedef void (*ct_swiglu_fn)(float *restrict gate, const float *restrict up, int64_t n);
+
 typedef struct ct_kernels {
     const char *name; /* "reference", "avx2", "avx512", "avx512-vnni" */
     /* Indexed by weight type. */
@@ -120,6 +124,7 @@ typedef struct ct_kernels {
     /* Indexed by activation (vec_dot) type: F32 (copy), F16, BF16, Q8_0, Q8_K. */
     ct_from_float_fn quantize_act[CELER_TYPE_TABLE_SIZE];
     ct_attn_fn attention;
+    ct_swiglu_fn swiglu;
 } ct_kernels;
 
 /* ---- reference functions (always available) */
