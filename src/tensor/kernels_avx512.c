@@ -300,32 +300,28 @@ ALWAYS_INLINE void dec_q8_0(const block_q8_0 *x, __m512i *W, __m512 *D) {
 }
 
 /* Scales d*sc[g] and negated mins -dmin*m[g] of the 8 sub-blocks of a Q4_K/Q5_K super-block
- * (header: fp16 d, fp16 dmin, 12 bytes of 6-bit scales and mins), for lanes (g, h) = (i%8,
- * i/8). One vpermb gathers, per dword lane, the byte holding the low bits (byte 0) and, for
- * sub-blocks 4..7, the byte holding the top two bits (byte 1); lanes 0..7 build sc, 8..15 m:
+ * (header: fp16 d, fp16 dmin, 12 bytes s of 6-bit scales and mins), for lanes (g, h) =
+ * (i%8, i/8):
  *   sc[g] = g < 4 ? s[g] & 63 : (s[g+4] & 15) | (s[g-4] >> 6) << 4
- *   m[g]  = g < 4 ? s[g+4] & 63 : (s[g+4] >> 4) | (s[g] >> 6) << 4      (s = header + 4)
- * (vpshufb on the header broadcast to every 128-bit lane; index 0x80 gives a zero byte.) */
+ *   m[g]  = g < 4 ? s[g+4] & 63 : (s[g+4] >> 4) | (s[g] >> 6) << 4
+ * The bytes are unpacked four at a time in general registers (s as three little-endian
+ * words), which run beside the vector units; the vector side only widens 8 bytes to 16
+ * lanes (twice over) and converts. */
 ALWAYS_INLINE void k4_scales(const uint8_t *hdr, __m512 *D, __m512 *M) {
-    const __m128i H = _mm_loadu_si128((const __m128i *)hdr);
-#define K4B(lo, hi) (int)((4 + (lo)) | ((hi) < 0 ? 0x80 : 4 + (hi)) << 8 | 0x8080u << 16)
-    const __m512i idx = _mm512_setr_epi32(K4B(0, -1), K4B(1, -1), K4B(2, -1), K4B(3, -1), K4B(8, 0),
-                                          K4B(9, 1), K4B(10, 2), K4B(11, 3), K4B(4, -1), K4B(5, -1),
-                                          K4B(6, -1), K4B(7, -1), K4B(8, 4), K4B(9, 5), K4B(10, 6),
-                                          K4B(11, 7));
-#undef K4B
-    const __m512i X = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(H), idx);
-    const __m512i sh = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4);
-    const __m512i lm = _mm512_setr_epi32(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15);
-    const __m512i lo = _mm512_and_si512(_mm512_srlv_epi32(X, sh), lm);
-    const __m512i hi = _mm512_and_si512(_mm512_srli_epi32(X, 10), _mm512_set1_epi32(0x30));
-    const __m512 v = _mm512_cvtepi32_ps(_mm512_or_si512(lo, hi));
-    const __m128 dd = _mm_cvtph_ps(H); /* d, dmin */
-    const __m512 sc = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7), v);
-    const __m512 mn = _mm512_permutexvar_ps(
-        _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15), v);
-    *D = _mm512_mul_ps(sc, _mm512_broadcastss_ps(dd));
-    *M = _mm512_mul_ps(mn, _mm512_sub_ps(_mm512_setzero_ps(), _mm512_broadcastss_ps(_mm_movehdup_ps(dd))));
+    uint32_t w[3];
+    memcpy(w, hdr + 4, sizeof w);
+    const uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, top2 = 0x03030303u;
+    const uint32_t sc_lo = w[0] & low6, m_lo = w[1] & low6;
+    const uint32_t sc_hi = (w[2] & low4) | ((w[0] >> 6) & top2) << 4;
+    const uint32_t m_hi = ((w[2] >> 4) & low4) | ((w[1] >> 6) & top2) << 4;
+    const __m128i sc8 = _mm_set1_epi64x((long long)(sc_lo | (uint64_t)sc_hi << 32));
+    const __m128i m8 = _mm_set1_epi64x((long long)(m_lo | (uint64_t)m_hi << 32));
+    uint32_t d_dmin;
+    memcpy(&d_dmin, hdr, sizeof d_dmin);
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)d_dmin));
+    *D = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sc8)), _mm512_broadcastss_ps(dd));
+    *M = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(m8)),
+                       _mm512_sub_ps(_mm512_setzero_ps(), _mm512_broadcastss_ps(_mm_movehdup_ps(dd))));
 }
 
 /* Nibbles of Q4_K/Q5_K for step j, lane (g, h): dword 4h + j of the 32-byte chunk g/2, low
@@ -364,25 +360,29 @@ ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, __m512i *W, __m512 *D, __m512 *
 /* One Q6_K super-block = 16 groups of 16. Group i: half n = i/8, quarter qq = (i%8)/2,
  * l0 = 16*(i%2); byte m: low 4 bits = nibble (qq/2) of ql[64n + 32*(qq%2) + l0 + m],
  * high 2 bits = bits 2qq..2qq+1 of qh[32n + l0 + m]. ql is two registers, qh one, so each
- * step is one vpermt2d and one vpermd. */
+ * step is one vpermt2d and one vpermd. The high bits are moved to bits 4..5 of their byte by
+ * one dword rotation (left by 4 - 2qq, i.e. right by (2qq - 4) mod 32: bits that cross into
+ * the next byte are masked off) and merged with the nibble by one vpternlogd. */
 ALWAYS_INLINE void dec_q6_K(const block_q6_K *x, __m512i *W, __m512 *D) {
     const __m512i ql0 = _mm512_loadu_si512(x->ql), ql1 = _mm512_loadu_si512(x->ql + 64);
     const __m512i qh = _mm512_loadu_si512(x->qh);
     const __m512i ql_idx = _mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 16, 20, 24, 28, 16, 20, 24, 28);
     const __m512i ql_sh = _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4);
     const __m512i qh_idx = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 8, 12, 8, 12, 8, 12, 8, 12);
-    const __m512i qh_sh = _mm512_setr_epi32(0, 0, 2, 2, 4, 4, 6, 6, 0, 0, 2, 2, 4, 4, 6, 6);
+    const __m512i qh_rot = _mm512_setr_epi32(28, 28, 30, 30, 0, 0, 2, 2, 28, 28, 30, 30, 0, 0, 2, 2);
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
         const __m512i jj = _mm512_set1_epi32(j);
         __m512i l = _mm512_permutex2var_epi32(ql0, _mm512_add_epi32(ql_idx, jj), ql1);
         __m512i h = _mm512_permutexvar_epi32(_mm512_add_epi32(qh_idx, jj), qh);
         l = _mm512_and_si512(_mm512_srlv_epi32(l, ql_sh), _mm512_set1_epi8(0x0f));
-        h = _mm512_and_si512(_mm512_srlv_epi32(h, qh_sh), _mm512_set1_epi8(0x03));
-        W[j] = _mm512_or_si512(l, _mm512_slli_epi32(h, 4));
+        h = _mm512_rorv_epi32(h, qh_rot);
+        W[j] = _mm512_ternarylogic_epi32(h, _mm512_set1_epi8(0x30), l, 0xEA); /* (h & 0x30) | l */
     }
-    __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)x->scales)));
-    *D = _mm512_mul_ps(sc, _mm512_set1_ps(celer_fp16_to_fp32(x->d)));
+    uint16_t d;
+    memcpy(&d, &x->d, sizeof d);
+    const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)x->scales)));
+    *D = _mm512_mul_ps(sc, _mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(d))));
 }
 
 /* Parts a tile is decoded in (4 steps each) and the activation step of W[u] of part q. */
