@@ -327,7 +327,7 @@ typedef struct matmul_region {
 #define PARALLEL_MIN_WORK 131072
 /* Weight bytes per work item: small enough that the threads finish a region within a few
  * microseconds of each other, large enough that handing items out costs nothing. */
-#define MATMUL_CHUNK_BYTES 65536
+#define MATMUL_CHUNK_BYTES 131072
 
 static void run_parallel(celer_context *ctx, celer_pool_fn fn, void *arg, int64_t work) {
     if (work < PARALLEL_MIN_WORK) fn(arg, 0, 1);

@@ -152,27 +152,98 @@ static void reduce_store(const __m512 *acc, int nacc, int nr, int kp, float *out
 
 /* ---------------------------------------------------------------- activation prep */
 
-/* Q8_0 activations for a Q4_0 tile (lane i = block i, 8 steps, weight offset 8) or a Q8_0
- * tile (lane i = half i/8 of block i%8, 4 steps, weight offset 128); nvalid blocks. */
-static void prep_q8_0(int q8, const block_q8_0 *a, int nvalid, __m512i *p) {
-    const __m512i lane = _mm512_loadu_si512(lane_ids);
-    const __m512i blk = q8 ? _mm512_and_si512(lane, _mm512_set1_epi32(7)) : lane;
-    const __mmask16 m = _mm512_cmplt_epi32_mask(blk, _mm512_set1_epi32(nvalid));
-    const __m512i dofs = _mm512_mullo_epi32(blk, _mm512_set1_epi32((int)sizeof(block_q8_0)));
-    const __m512i base = _mm512_add_epi32(
-        dofs, q8 ? _mm512_add_epi32(_mm512_set1_epi32(2), _mm512_slli_epi32(_mm512_srli_epi32(lane, 3), 4))
-                 : _mm512_set1_epi32(2));
-    const __m512i ones = _mm512_set1_epi8(1);
-    const int S = q8 ? 4 : 8;
-    __m512i sum = _mm512_setzero_si512();
-    for (int j = 0; j < S; j++) {
-        __m512i q = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m,
-                                                _mm512_add_epi32(base, _mm512_set1_epi32(4 * j)), a, 1);
-        p[j] = q;
-        sum = _mm512_dpbusd_epi32(sum, ones, q);
+/* The quants of 8 Q8_0 blocks (weights or activations) as 4 dpbusd steps: step j, lane
+ * (b, h) = (i%8, i/8) holds dword 4h + j of block b. Registers Z[p] = blocks 2p, 2p+1 (32
+ * bytes each); a first vpermt2d round gathers dwords {2m, 2m+1, 4+2m, 5+2m} of blocks 0..3
+ * (A[m]) and 4..7 (B[m]), a second picks each step from A[j/2], B[j/2]. */
+ALWAYS_INLINE void q8_0_steps4(const block_q8_0 *x, __m512i *P) {
+    __m512i Z[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++)
+        Z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[2 * p].qs)),
+                                  _mm256_loadu_si256((const __m256i *)x[2 * p + 1].qs), 1);
+    /* lane 4bb + q of A[m]: block bb, dword (2m, 4+2m, 2m+1, 5+2m)[q] */
+    const __m512i i0 = _mm512_setr_epi32(0, 4, 1, 5, 8, 12, 9, 13, 16, 20, 17, 21, 24, 28, 25, 29);
+    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(2));
+    const __m512i A0 = _mm512_permutex2var_epi32(Z[0], i0, Z[1]), A1 = _mm512_permutex2var_epi32(Z[0], i1, Z[1]);
+    const __m512i B0 = _mm512_permutex2var_epi32(Z[2], i0, Z[3]), B1 = _mm512_permutex2var_epi32(Z[2], i1, Z[3]);
+    /* step j, lane (b, h): table A (b < 4) or B, lane 4(b%4) + 2(j%2) + h */
+    const __m512i s0 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i s1 = _mm512_add_epi32(s0, _mm512_set1_epi32(2));
+    P[0] = _mm512_permutex2var_epi32(A0, s0, B0);
+    P[1] = _mm512_permutex2var_epi32(A0, s1, B0);
+    P[2] = _mm512_permutex2var_epi32(A1, s0, B1);
+    P[3] = _mm512_permutex2var_epi32(A1, s1, B1);
+}
+
+/* The quants of 16 Q8_0 blocks as 8 dpbusd steps: step j, lane i holds dword j of block i.
+ * A transpose of 16 blocks x 8 dwords in three vpermt2d rounds: Z[p] = blocks 2p, 2p+1;
+ * U[q][k] = dwords 4k..4k+3 of blocks 4q..4q+3 (lane 4(j%4) + block%4); V[r][k][m] =
+ * dwords 4k+2m, 4k+2m+1 of blocks 8r..8r+7 (lane 8(j%2) + block%8); then each step. */
+ALWAYS_INLINE void q8_0_steps8(const block_q8_0 *x, __m512i *P) {
+    __m512i Z[8], U[4][2], V[2][2][2];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++)
+        Z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[2 * p].qs)),
+                                  _mm256_loadu_si256((const __m256i *)x[2 * p + 1].qs), 1);
+    const __m512i ia[2] = {_mm512_setr_epi32(0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27),
+                           _mm512_setr_epi32(4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31)};
+    const __m512i ib[2] = {_mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23),
+                           _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31)};
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++)
+#pragma GCC unroll 2
+        for (int k = 0; k < 2; k++) U[q][k] = _mm512_permutex2var_epi32(Z[2 * q], ia[k], Z[2 * q + 1]);
+#pragma GCC unroll 2
+    for (int r = 0; r < 2; r++)
+#pragma GCC unroll 2
+        for (int k = 0; k < 2; k++)
+#pragma GCC unroll 2
+            for (int m = 0; m < 2; m++) V[r][k][m] = _mm512_permutex2var_epi32(U[2 * r][k], ib[m], U[2 * r + 1][k]);
+#pragma GCC unroll 2
+    for (int k = 0; k < 2; k++)
+#pragma GCC unroll 2
+        for (int m = 0; m < 2; m++) {
+            P[4 * k + 2 * m] = _mm512_shuffle_i64x2(V[0][k][m], V[1][k][m], _MM_SHUFFLE(1, 0, 1, 0));
+            P[4 * k + 2 * m + 1] = _mm512_shuffle_i64x2(V[0][k][m], V[1][k][m], _MM_SHUFFLE(3, 2, 3, 2));
+        }
+}
+
+/* The fp16 scales of 8 Q8_0 blocks, packed in general registers (AMD's gathers are slow). */
+ALWAYS_INLINE __m128i q8_0_scales8(const block_q8_0 *x) {
+    uint64_t dq[2] = {0, 0};
+#pragma GCC unroll 8
+    for (int b = 0; b < 8; b++) {
+        uint16_t d;
+        memcpy(&d, &x[b].d, sizeof d);
+        dq[b / 4] |= (uint64_t)d << (16 * (b % 4));
     }
-    __m512i d16 = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, dofs, a, 1);
-    p[S] = _mm512_castps_si512(fp16x16_to_ps(_mm512_and_si512(d16, _mm512_set1_epi32(0xffff))));
+    return _mm_set_epi64x((long long)dq[1], (long long)dq[0]);
+}
+
+/* Q8_0 activations for a Q4_0 tile (lane i = block i, 8 steps, weight offset 8) or a Q8_0
+ * tile (lane i = half i/8 of block i%8, 4 steps, weight offset 128); nvalid blocks, the rest
+ * read as zero blocks. Shuffles only: no gathers (slow on AMD). */
+static void prep_q8_0(int q8, const block_q8_0 *a, int nvalid, __m512i *p) {
+    const int nb = q8 ? 8 : 16, S = q8 ? 4 : 8;
+    _Alignas(64) block_q8_0 pad[16];
+    if (nvalid < nb) {
+        memset(pad, 0, sizeof pad);
+        memcpy(pad, a, (size_t)nvalid * sizeof *a);
+        a = pad;
+    }
+    __m512 d;
+    if (q8) {
+        q8_0_steps4(a, p);
+        d = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_cvtph_ps(q8_0_scales8(a)))));
+    } else {
+        q8_0_steps8(a, p);
+        d = _mm512_cvtph_ps(_mm256_set_m128i(q8_0_scales8(a + 8), q8_0_scales8(a)));
+    }
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i sum = _mm512_setzero_si512();
+    for (int j = 0; j < S; j++) sum = _mm512_dpbusd_epi32(sum, ones, p[j]);
+    p[S] = _mm512_castps_si512(d);
     p[S + 1] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, q8 ? 7 : 3));
 }
 
@@ -180,13 +251,16 @@ static void prep_q8_0(int q8, const block_q8_0 *a, int nvalid, __m512i *p) {
  * h = i/8); step j reads dword 8g + 4h + j of the quants. The sub-block sums (for the mins)
  * go to lanes 0..7 only, so each is counted once. */
 static void prep_q8_K_k4(const block_q8_K *a, __m512i *p) {
-    const __m512i lane = _mm512_loadu_si512(lane_ids);
-    const __m512i g = _mm512_and_si512(lane, _mm512_set1_epi32(7));
-    const __m512i base = _mm512_add_epi32(
-        _mm512_add_epi32(_mm512_slli_epi32(g, 5), _mm512_slli_epi32(_mm512_srli_epi32(lane, 3), 4)),
-        _mm512_set1_epi32((int)offsetof(block_q8_K, qs)));
-    for (int j = 0; j < 4; j++)
-        p[j] = _mm512_i32gather_epi32(_mm512_add_epi32(base, _mm512_set1_epi32(4 * j)), a, 1);
+    /* one index serves both halves of the quants: lanes g < 4 take dword 8g + 4h + j of
+     * quants 0..127, lanes g >= 4 dword 8(g-4) + 4h + j of quants 128..255; a blend joins them */
+    const __m512i q0 = _mm512_loadu_si512(a->qs), q1 = _mm512_loadu_si512(a->qs + 64);
+    const __m512i q2 = _mm512_loadu_si512(a->qs + 128), q3 = _mm512_loadu_si512(a->qs + 192);
+    const __m512i idx = _mm512_setr_epi32(0, 8, 16, 24, 0, 8, 16, 24, 4, 12, 20, 28, 4, 12, 20, 28);
+    for (int j = 0; j < 4; j++) {
+        const __m512i ij = _mm512_add_epi32(idx, _mm512_set1_epi32(j));
+        p[j] = _mm512_mask_blend_epi32(0xF0F0, _mm512_permutex2var_epi32(q0, ij, q1),
+                                       _mm512_permutex2var_epi32(q2, ij, q3));
+    }
     __m256i sum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), _mm256_set1_epi16(1));
     const __m512 d = _mm512_set1_ps(a->d);
     p[4] = _mm512_castps_si512(d);
@@ -195,10 +269,15 @@ static void prep_q8_K_k4(const block_q8_K *a, __m512i *p) {
 
 /* Q8_K activations for Q6_K: groups of 16, one super-block per tile, offset 32. */
 static void prep_q8_K_16(const block_q8_K *a, __m512i *p) {
-    const __m512i base = _mm512_add_epi32(_mm512_slli_epi32(_mm512_loadu_si512(lane_ids), 4),
-                                          _mm512_set1_epi32((int)offsetof(block_q8_K, qs)));
-    for (int j = 0; j < 4; j++)
-        p[j] = _mm512_i32gather_epi32(_mm512_add_epi32(base, _mm512_set1_epi32(4 * j)), a, 1);
+    /* lane i takes dword 4i + j: lanes 0..7 from quants 0..127, 8..15 from 128..255 */
+    const __m512i q0 = _mm512_loadu_si512(a->qs), q1 = _mm512_loadu_si512(a->qs + 64);
+    const __m512i q2 = _mm512_loadu_si512(a->qs + 128), q3 = _mm512_loadu_si512(a->qs + 192);
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+    for (int j = 0; j < 4; j++) {
+        const __m512i ij = _mm512_add_epi32(idx, _mm512_set1_epi32(j));
+        p[j] = _mm512_mask_blend_epi32(0xFF00, _mm512_permutex2var_epi32(q0, ij, q1),
+                                       _mm512_permutex2var_epi32(q2, ij, q3));
+    }
     __m512i sum = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)a->bsums));
     p[4] = _mm512_castps_si512(_mm512_set1_ps(a->d));
     p[5] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 5));
@@ -270,33 +349,13 @@ ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, int q, __m512i *W, __m512 *D) {
     if (q == 0) *D = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi8(0xffff0000ull, S[0], S[1])));
 }
 
-/* 8 Q8_0 blocks, bytes biased to unsigned (q + 128). Step j, lane (b, h) = (i%8, i/8) takes
- * dword 4h + j of block b. Registers Z[p] = blocks 2p, 2p+1 (32 bytes each); a first
- * vpermt2d round gathers dwords {2m, 2m+1, 4+2m, 5+2m} of blocks 0..3 (A[m]) and 4..7 (B[m]),
- * a second picks each step from A[j/2], B[j/2]. */
+/* 8 Q8_0 weight blocks, bytes biased to unsigned (q + 128), in the lanes q8_0_steps4 gives. */
 ALWAYS_INLINE void dec_q8_0(const block_q8_0 *x, __m512i *W, __m512 *D) {
-    __m512i Z[4];
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++)
-        Z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[2 * p].qs)),
-                                  _mm256_loadu_si256((const __m256i *)x[2 * p + 1].qs), 1);
-    /* lane 4bb + q of A[m]: block bb, dword (2m, 4+2m, 2m+1, 5+2m)[q] */
-    const __m512i i0 = _mm512_setr_epi32(0, 4, 1, 5, 8, 12, 9, 13, 16, 20, 17, 21, 24, 28, 25, 29);
-    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(2));
-    const __m512i A0 = _mm512_permutex2var_epi32(Z[0], i0, Z[1]), A1 = _mm512_permutex2var_epi32(Z[0], i1, Z[1]);
-    const __m512i B0 = _mm512_permutex2var_epi32(Z[2], i0, Z[3]), B1 = _mm512_permutex2var_epi32(Z[2], i1, Z[3]);
-    /* step j, lane (b, h): table A (b < 4) or B, lane 4(b%4) + 2(j%2) + h */
-    const __m512i s0 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
-    const __m512i s1 = _mm512_add_epi32(s0, _mm512_set1_epi32(2));
+    q8_0_steps4(x, W);
     const __m512i bias = _mm512_set1_epi8((char)0x80);
-    W[0] = _mm512_xor_si512(_mm512_permutex2var_epi32(A0, s0, B0), bias);
-    W[1] = _mm512_xor_si512(_mm512_permutex2var_epi32(A0, s1, B0), bias);
-    W[2] = _mm512_xor_si512(_mm512_permutex2var_epi32(A1, s0, B1), bias);
-    W[3] = _mm512_xor_si512(_mm512_permutex2var_epi32(A1, s1, B1), bias);
-    const __m256i didx = _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)lane_ids),
-                                            _mm256_set1_epi32((int)sizeof(block_q8_0)));
-    const __m256 d8 = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_i32gather_epi32((const int *)x, didx, 1)));
-    *D = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(d8)));
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) W[j] = _mm512_xor_si512(W[j], bias);
+    *D = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_cvtph_ps(q8_0_scales8(x)))));
 }
 
 /* Scales d*sc[g] and negated mins -dmin*m[g] of the 8 sub-blocks of a Q4_K/Q5_K super-block
@@ -508,9 +567,36 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
     }
 }
 
-#define ROW_TILES_T(R, T)                                                                      \
+#define ROW_TILES_T(R, T, MODE)                                                                \
     row_tiles(ty, R, T, row, w_stride, s0 + c0, cn, n, scratch + ((size_t)c0 * kp + tg0) * AZ, \
-              (size_t)kp * AZ, accb + (size_t)i * kp + tg0, (size_t)kp, c0 == 0, mode, wb)
+              (size_t)kp * AZ, accb + (size_t)i * kp + tg0, (size_t)kp, c0 == 0, MODE, wb)
+/* row_tiles for the R and T at hand (both compile-time inside) */
+#define ROW_TILES(R, T, MODE)                                                                  \
+    do {                                                                                       \
+        if ((R) == 2) {                                                                        \
+            switch (T) {                                                                       \
+            case 1: ROW_TILES_T(2, 1, MODE); break;                                            \
+            case 2: ROW_TILES_T(2, 2, MODE); break;                                            \
+            case 3: ROW_TILES_T(2, 3, MODE); break;                                            \
+            case 4: ROW_TILES_T(2, 4, MODE); break;                                            \
+            case 5: ROW_TILES_T(2, 5, MODE); break;                                            \
+            case 6: ROW_TILES_T(2, 6, MODE); break;                                            \
+            case 7: ROW_TILES_T(2, 7, MODE); break;                                            \
+            default: ROW_TILES_T(2, 8, MODE); break;                                           \
+            }                                                                                  \
+        } else {                                                                               \
+            switch (T) {                                                                       \
+            case 1: ROW_TILES_T(1, 1, MODE); break;                                            \
+            case 2: ROW_TILES_T(1, 2, MODE); break;                                            \
+            case 3: ROW_TILES_T(1, 3, MODE); break;                                            \
+            case 4: ROW_TILES_T(1, 4, MODE); break;                                            \
+            case 5: ROW_TILES_T(1, 5, MODE); break;                                            \
+            case 6: ROW_TILES_T(1, 6, MODE); break;                                            \
+            case 7: ROW_TILES_T(1, 7, MODE); break;                                            \
+            default: ROW_TILES_T(1, 8, MODE); break;                                           \
+            }                                                                                  \
+        }                                                                                      \
+    } while (0)
 
 ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w_stride,
                              int64_t r0, int64_t r1, const void *restrict act, size_t act_stride,
@@ -546,31 +632,11 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
                         const int R = nr - i >= 2 ? 2 : 1;
                         for (int tg0 = 0; tg0 < kp; tg0 += TG) {
                             const int T = kp - tg0 < TG ? kp - tg0 : TG;
-                            const int mode = kp <= TG ? WB_NONE : tg0 == 0 ? WB_STORE : WB_LOAD;
                             __m512i *wb = wbuf;
-                            if (R == 2) {
-                                switch (T) {
-                                case 1: ROW_TILES_T(2, 1); break;
-                                case 2: ROW_TILES_T(2, 2); break;
-                                case 3: ROW_TILES_T(2, 3); break;
-                                case 4: ROW_TILES_T(2, 4); break;
-                                case 5: ROW_TILES_T(2, 5); break;
-                                case 6: ROW_TILES_T(2, 6); break;
-                                case 7: ROW_TILES_T(2, 7); break;
-                                default: ROW_TILES_T(2, 8); break;
-                                }
-                            } else {
-                                switch (T) {
-                                case 1: ROW_TILES_T(1, 1); break;
-                                case 2: ROW_TILES_T(1, 2); break;
-                                case 3: ROW_TILES_T(1, 3); break;
-                                case 4: ROW_TILES_T(1, 4); break;
-                                case 5: ROW_TILES_T(1, 5); break;
-                                case 6: ROW_TILES_T(1, 6); break;
-                                case 7: ROW_TILES_T(1, 7); break;
-                                default: ROW_TILES_T(1, 8); break;
-                                }
-                            }
+                            /* the mode as a constant where it matters most (k <= TG: decoding
+                             * and verification), so that its branches vanish from the loop */
+                            if (kp <= TG) ROW_TILES(R, T, WB_NONE);
+                            else ROW_TILES(R, T, tg0 == 0 ? WB_STORE : WB_LOAD);
                         }
                         i += R;
                     }
