@@ -9,6 +9,8 @@
  * enough copies (~256 MiB) that weights stream from DRAM, as in a real forward pass.
  * GB/s counts weight bytes read per second; "k/k1" is the time of a k-row batch relative to
  * one row (the cost of verifying k draft tokens vs decoding one). Times are medians.
+ * Then the attention kernels: ns per cached row for 8 and 16 queries (one token's or two
+ * tokens' query heads of a TinyLlama KV group), F16 and F32 caches.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@ static int COLS = 5632;
 static int g_rows = 2048;
 
 #define KMAX 16
+#define MAX_RUNS_ATT 4000
 
 static double now_s(void) {
     struct timespec ts;
@@ -50,6 +53,49 @@ static bool listed(const char *list, const char *name) {
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* Attention of nq queries (head dim 64) over nk rows of a cache laid out like a TinyLlama
+ * context (rows 256 elements apart): the median CPU time of calls within `budget` seconds. */
+static double time_attention(const ct_kernels *ks, int nq, int nk, int f16, double budget) {
+    enum { HD = 64, STRIDE = 256 };
+    float *k = malloc(sizeof(float) * (size_t)nk * STRIDE), *v = malloc(sizeof(float) * (size_t)nk * STRIDE);
+    float *q = malloc(sizeof(float) * 16 * HD), *o = malloc(sizeof(float) * 16 * HD);
+    uint16_t *k16 = malloc(2 * (size_t)nk * STRIDE), *v16 = malloc(2 * (size_t)nk * STRIDE), *vis = malloc(2 * (size_t)nk);
+    float *scratch = malloc(sizeof(float) * ct_attn_scratch_floats(HD, nk));
+    if (!k || !v || !q || !o || !k16 || !v16 || !vis || !scratch) exit(1);
+    for (size_t i = 0; i < (size_t)nk * STRIDE; i++) {
+        k[i] = frand(), v[i] = frand();
+        k16[i] = v16[i] = 0x3800; /* 0.5 */
+    }
+    for (int i = 0; i < 16 * HD; i++) q[i] = frand();
+    for (int r = 0; r < nk; r++) vis[r] = (uint16_t)((1u << nq) - 1);
+    ct_attn a = {.hd = HD, .nq = nq, .nk = nk, .kv_stride = STRIDE, .kv_f16 = f16, .vis = vis,
+                 .scale = 0.125f, .scratch = scratch};
+    a.k = f16 ? (const void *)k16 : (const void *)k;
+    a.v = f16 ? (const void *)v16 : (const void *)v;
+    for (int i = 0; i < nq; i++) a.q[i] = q + i * HD, a.out[i] = o + i * HD;
+    static double t[MAX_RUNS_ATT];
+    int n = 0;
+    for (double start = now_s(); n < MAX_RUNS_ATT && (n < 5 || now_s() - start < budget); n++) {
+        double t0 = now_s();
+        ks->attention(&a);
+        t[n] = now_s() - t0;
+    }
+    qsort(t, (size_t)n, sizeof t[0], cmp_double);
+    free(k), free(v), free(q), free(o), free(k16), free(v16), free(vis), free(scratch);
+    return t[n / 2];
+}
+
+static void bench_attention(const ct_kernels *ks, double budget) {
+    printf("%-12s attention, ns per cached row (head dim 64):", ks->name);
+    const int nqs[2] = {8, 16}, nks[2] = {128, 512};
+    for (int f16 = 1; f16 >= 0; f16--)
+        for (int qi = 0; qi < 2; qi++)
+            for (int ki = 0; ki < 2; ki++)
+                printf("  %s q%d r%d %.1f", f16 ? "f16" : "f32", nqs[qi], nks[ki],
+                       time_attention(ks, nqs[qi], nks[ki], f16, budget) * 1e9 / nks[ki]);
+    printf("\n");
 }
 
 /* CPU seconds of this thread (the machine is shared: wall time would count others' load)
@@ -147,5 +193,7 @@ int main(int argc, char **argv) {
         free(mats), free(row), free(act);
     }
     free(x), free(out);
+    for (int s = 0; s < nsets; s++)
+        if (listed(set_list, sets[s]->name)) bench_attention(sets[s], quick ? 0.05 : 0.3);
     return 0;
 }
