@@ -488,7 +488,18 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
                              int cn, int64_t n, const __m512i *sa, size_t tstride, __m512 *io,
                              size_t iostride, int first, int mode, __m512i *wbuf) {
     const int S = steps(ty), AZ = azmm(ty), P = parts(ty);
-    if (first)
+    /* For few sums the float accumulators stay in registers for the whole run of tiles: in
+     * memory, each tile's FMAs would wait for the previous tile's store to be forwarded (the
+     * vector types may alias, so gcc cannot keep them in registers itself), which bounds k = 1.
+     * For more sums, registers are short and the accumulators live in io (L1). */
+    const int in_regs = R * T <= 4;
+    __m512 racc[4];
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; u++) racc[u] = _mm512_setzero_ps();
+    if (in_regs && !first)
+#pragma GCC unroll 4
+        for (int u = 0; u < R * T; u++) racc[u] = io[(u / T) * iostride + u % T];
+    if (first && !in_regs)
         for (int r = 0; r < R; r++)
             for (int t = 0; t < T; t++) io[r * iostride + t] = _mm512_setzero_ps();
     for (int c = 0; c < cn; c++) {
@@ -558,12 +569,16 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
                 const __m512i st = NC == 2 ? _mm512_add_epi32(s[r][t], s[r][t + T]) : s[r][t];
                 __m512 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st),
                                              _mm512_mul_ps(D[r], _mm512_castsi512_ps(at[S])),
-                                             io[r * iostride + t]);
+                                             in_regs ? racc[r * T + t] : io[r * iostride + t]);
                 if (has_min(ty)) acc = _mm512_fmadd_ps(M[r], _mm512_castsi512_ps(at[S + 1]), acc);
-                io[r * iostride + t] = acc;
+                if (in_regs) racc[r * T + t] = acc;
+                else io[r * iostride + t] = acc;
             }
         }
     }
+    if (in_regs)
+#pragma GCC unroll 4
+        for (int u = 0; u < R * T; u++) io[(u / T) * iostride + u % T] = racc[u];
 }
 
 #define ROW_TILES_T(R, T, MODE)                                                                \
