@@ -36,8 +36,9 @@
  *     for a pair are therefore the same whatever k, the other rows or the row range is:
  *     results are bit-identical between k = 1 and any batch (required by batched decoding).
  *     (Integer parts may be split or reordered freely: integer sums are exact.)
- * F32/F16/BF16 use the same driver with 32- or 64-element tiles and two accumulators per
- * pair; F16 and (without AVX512_BF16) BF16 activations are converted to F32 once per call.
+ * F32/F16/BF16 use the same driver shape with 16- or 32-element tiles (one register) and one
+ * accumulator per pair, in register blocks of up to 4 weight x 6 activation rows; F16 and
+ * (without AVX512_BF16) BF16 activations are converted to F32 once per call.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -127,19 +128,13 @@ ALWAYS_INLINE __m256 hsum8(const __m512 *a) {
 }
 
 /* Reduce the accumulators of a block of nr (<= 8) weight rows x kp activation rows
- * (acc[i*kp + t], nacc registers per pair, added pairwise first) and store (add when `add`)
- * to out[t*ld + r0 + i]: per activation row, one hsum8 over the nr weight rows and one
- * masked store of nr contiguous floats. */
-static void reduce_store(const __m512 *acc, int nacc, int nr, int kp, float *out, int64_t ld,
-                         int64_t r0, int add) {
+ * (acc[i*kp + t]) and store (add when `add`) to out[t*ld + r0 + i]: per activation row, one
+ * hsum8 over the nr weight rows and one masked store of nr contiguous floats. */
+static void reduce_store(const __m512 *acc, int nr, int kp, float *out, int64_t ld, int64_t r0, int add) {
     const __mmask8 m = (__mmask8)((1u << nr) - 1);
     for (int t = 0; t < kp; t++) {
         __m512 a[8];
-        for (int i = 0; i < 8; i++) {
-            if (i >= nr) a[i] = _mm512_setzero_ps();
-            else if (nacc == 2) a[i] = _mm512_add_ps(acc[2 * (i * kp + t)], acc[2 * (i * kp + t) + 1]);
-            else a[i] = acc[i * kp + t];
-        }
+        for (int i = 0; i < 8; i++) a[i] = i < nr ? acc[i * kp + t] : _mm512_setzero_ps();
         float *o = out + (int64_t)t * ld + r0;
         __m256 s = hsum8(a);
         if (add) s = _mm256_add_ps(s, _mm256_maskz_loadu_ps(m, o));
@@ -655,7 +650,7 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
                         i += R;
                     }
                 }
-                reduce_store(accb, 1, nr, kp, o0, ld, rb, s0 > 0);
+                reduce_store(accb, nr, kp, o0, ld, rb, s0 > 0);
             }
         }
     }
@@ -685,8 +680,8 @@ DEFINE_Q(q6_K, TY_Q6_K)
 enum { FT_F32, FT_F16, FT_BF16_CVT, FT_BF16_DP };
 #define SCF_VALUES 2048 /* converted columns per span (fixed: the order depends on it) */
 
-/* Elements per tile (two registers, one accumulator each). */
-ALWAYS_INLINE int ftile(int ft) { return ft == FT_BF16_DP ? 64 : 32; }
+/* Elements per tile (one register, one accumulator per pair). */
+ALWAYS_INLINE int ftile(int ft) { return ft == FT_BF16_DP ? 32 : 16; }
 ALWAYS_INLINE int converts(int ft) { return ft == FT_F16 || ft == FT_BF16_CVT; }
 
 ALWAYS_INLINE __mmask32 mask32(int64_t left) {
@@ -707,76 +702,71 @@ ALWAYS_INLINE __m512 load_w16(int ft, const void *p, __mmask16 m) {
     }
 }
 
-/* Tiles (ftile elements) [e0, e0 + len) of R (1 or 2) weight rows, wstride bytes apart,
- * against T activation rows whose data at column e0 starts at arow + t * astride (floats, or
- * bf16 for FT_BF16_DP); len is a whole number of tiles except at the end of the row. io: 2
- * accumulators per (weight row, activation row), the rows' runs iostride apart. Two weight
- * rows share every activation load (one zmm load per FMA would halve the FMA rate, as for the
- * quantized products), and at k = 1 their four independent FMA chains hide the latency; each
- * pair's sums run in the same order whatever R and T are. The weights are prefetched pf_dist
- * bytes ahead (32 KB for up to TG activation rows: 35 % faster from memory at k = 1 on Zen 4). */
+#define RF 4 /* weight rows per register block */
+#define TF 6 /* activation rows per register block: RF * TF accumulators + RF weights + 1 */
+
+/* Tiles (ftile elements) [e0, e0 + len) of R (1..RF) weight rows, wstride bytes apart,
+ * against T (1..TF) activation rows whose data at column e0 starts at arow + t * astride
+ * (floats, or bf16 for FT_BF16_DP); len is a whole number of tiles except at the end of the
+ * row. io: one accumulator per (weight row, activation row), the rows' runs iostride apart.
+ * A register block of R x T sums (like a GEMM micro-kernel) loads R weight and T activation
+ * vectors per R * T FMAs; at k = 1 the R rows' independent FMA chains hide the latency. Each
+ * pair's sums run in the same order whatever R and T are (bit-identical batches). The
+ * weights are prefetched pf_dist bytes ahead (32 KB for up to TG activation rows: 35 %
+ * faster from memory at k = 1 on Zen 4). */
 ALWAYS_INLINE void row_f(int ft, int R, int T, const char *row, size_t wstride, int64_t e0,
                          int64_t len, int64_t n, const char *arow, size_t astride, __m512 *io,
                          size_t iostride, int first, size_t pf_dist) {
     const size_t ws = ft == FT_F32 ? 4 : 2;                           /* weight element bytes */
     const size_t as = ft == FT_BF16_DP ? 2 : 4;                       /* activation element bytes */
     const int E = ftile(ft);
-    __m512 acc[2][2 * TG];
-#pragma GCC unroll 2
-    for (int r = 0; r < 2; r++)
-#pragma GCC unroll 16
-        for (int t = 0; t < 2 * TG; t++)
-            acc[r][t] = first || r >= R || t >= 2 * T ? _mm512_setzero_ps() : io[r * iostride + t];
+    __m512 acc[RF][TF];
+#pragma GCC unroll 4
+    for (int r = 0; r < RF; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < TF; t++)
+            acc[r][t] = first || r >= R || t >= T ? _mm512_setzero_ps() : io[r * iostride + t];
     for (int64_t e = 0; e < len; e += E) {
         const int64_t left = n - (e0 + e);
         const char *ap = arow + (size_t)e * as;
-        const char *wp[2];
-#pragma GCC unroll 2
+        const char *wp[RF];
+#pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             wp[r] = row + r * wstride + (size_t)(e0 + e) * ws;
-            for (size_t o = 0; o < (size_t)E * ws; o += 64) _mm_prefetch(wp[r] + pf_dist + o, PF_HINT);
+            if (((uintptr_t)wp[r] & 63) < (size_t)E * ws) _mm_prefetch(wp[r] + pf_dist, PF_HINT);
         }
         if (ft == FT_BF16_DP) {
-            const __mmask32 m0 = mask32(left), m1 = mask32(left - 32);
-            __m512i w0[2], w1[2];
-#pragma GCC unroll 2
-            for (int r = 0; r < R; r++)
-                w0[r] = _mm512_maskz_loadu_epi16(m0, wp[r]), w1[r] = _mm512_maskz_loadu_epi16(m1, wp[r] + 64);
-#pragma GCC unroll 8
+            const __mmask32 m = mask32(left);
+            __m512i w[RF];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) w[r] = _mm512_maskz_loadu_epi16(m, wp[r]);
+#pragma GCC unroll 6
             for (int t = 0; t < T; t++) {
-                const char *at = ap + t * astride;
-                __m512i a0 = _mm512_maskz_loadu_epi16(m0, at), a1 = _mm512_maskz_loadu_epi16(m1, at + 64);
-                if (R == 2) __asm__("" : "+v"(a0), "+v"(a1)); /* one load for both rows */
-#pragma GCC unroll 2
-                for (int r = 0; r < R; r++) {
-                    acc[r][2 * t] = _mm512_dpbf16_ps(acc[r][2 * t], (__m512bh)w0[r], (__m512bh)a0);
-                    acc[r][2 * t + 1] = _mm512_dpbf16_ps(acc[r][2 * t + 1], (__m512bh)w1[r], (__m512bh)a1);
-                }
+                __m512i a = _mm512_maskz_loadu_epi16(m, ap + t * astride);
+                if (R >= 2) __asm__("" : "+v"(a)); /* one load for all rows */
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) acc[r][t] = _mm512_dpbf16_ps(acc[r][t], (__m512bh)w[r], (__m512bh)a);
             }
         } else {
-            const __mmask16 m0 = mask16(left), m1 = mask16(left - 16);
-            __m512 w0[2], w1[2];
-#pragma GCC unroll 2
-            for (int r = 0; r < R; r++) w0[r] = load_w16(ft, wp[r], m0), w1[r] = load_w16(ft, wp[r] + 16 * ws, m1);
-#pragma GCC unroll 8
+            const __mmask16 m = mask16(left);
+            __m512 w[RF];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) w[r] = load_w16(ft, wp[r], m);
+#pragma GCC unroll 6
             for (int t = 0; t < T; t++) {
                 const float *at = (const float *)(ap + t * astride);
                 /* converted activations are zero-padded; in-place F32 ones are masked */
-                __m512 a0 = converts(ft) ? _mm512_loadu_ps(at) : _mm512_maskz_loadu_ps(m0, at);
-                __m512 a1 = converts(ft) ? _mm512_loadu_ps(at + 16) : _mm512_maskz_loadu_ps(m1, at + 16);
-                if (R == 2) __asm__("" : "+v"(a0), "+v"(a1)); /* one load for both rows */
-#pragma GCC unroll 2
-                for (int r = 0; r < R; r++) {
-                    acc[r][2 * t] = _mm512_fmadd_ps(w0[r], a0, acc[r][2 * t]);
-                    acc[r][2 * t + 1] = _mm512_fmadd_ps(w1[r], a1, acc[r][2 * t + 1]);
-                }
+                __m512 a = converts(ft) ? _mm512_loadu_ps(at) : _mm512_maskz_loadu_ps(m, at);
+                if (R >= 2) __asm__("" : "+v"(a)); /* one load for all rows */
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(w[r], a, acc[r][t]);
             }
         }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
-#pragma GCC unroll 16
-        for (int t = 0; t < 2 * T; t++) io[r * iostride + t] = acc[r][t];
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) io[r * iostride + t] = acc[r][t];
 }
 
 /* F32 copy of columns [e0, e0 + len) of a row of F16/BF16 activations, zero-padded to
@@ -793,9 +783,18 @@ static void convert_act(int ft, const uint16_t *a, int64_t e0, int64_t len, int6
 
 #define ROW_F_T(R, T)                                                                          \
     row_f(ft, R, T, row, w_stride, s0 + c0, cl, n, abase + (size_t)c0 * as + (size_t)tg0 * astride, \
-          astride, accb + 2 * ((size_t)i * kp + tg0), 2 * (size_t)kp, c0 == 0,               \
-          kp <= TG ? PF_DIST_FEW : PF_DIST)
-#define TGF 4 /* activation rows per pass over a weight row pair (registers: 4T + 6) */
+          astride, accb + (size_t)i * kp + tg0, (size_t)kp, c0 == 0, kp <= TG ? PF_DIST_FEW : PF_DIST)
+#define ROW_F(R)                                                                               \
+    do {                                                                                       \
+        switch (T) {                                                                           \
+        case 1: ROW_F_T(R, 1); break;                                                          \
+        case 2: ROW_F_T(R, 2); break;                                                          \
+        case 3: ROW_F_T(R, 3); break;                                                          \
+        case 4: ROW_F_T(R, 4); break;                                                          \
+        case 5: ROW_F_T(R, 5); break;                                                          \
+        default: ROW_F_T(R, 6); break;                                                         \
+        }                                                                                      \
+    } while (0)
 
 ALWAYS_INLINE void mul_mat_f(int ft, int64_t n, const void *restrict w, size_t w_stride, int64_t r0,
                              int64_t r1, const void *restrict act, size_t act_stride, int32_t k,
@@ -828,34 +827,25 @@ ALWAYS_INLINE void mul_mat_f(int ft, int64_t n, const void *restrict w, size_t w
             /* columns per sub-chunk: the sub-chunk's activations of all kp rows stay in L1 */
             int64_t C = L1_ACT / (kp * (int64_t)as) / E * E;
             if (C < E) C = E;
-            __m512 accb[2 * RB * KB];
+            __m512 accb[RB * KB];
             for (int64_t rb = r0; rb < r1; rb += RB) {
                 const int nr = (int)(r1 - rb < RB ? r1 - rb : RB);
                 for (int64_t c0 = 0; c0 < sl; c0 += C) {
                     const int64_t cl = sl - c0 < C ? sl - c0 : C;
-                    for (int i = 0; i < nr; i += 2) {
+                    for (int i = 0; i < nr;) {
                         const char *row = (const char *)w + (size_t)(rb + i) * w_stride;
-                        for (int tg0 = 0; tg0 < kp; tg0 += TGF) {
-                            const int T = kp - tg0 < TGF ? kp - tg0 : TGF;
-                            if (nr - i >= 2) {
-                                switch (T) {
-                                case 1: ROW_F_T(2, 1); break;
-                                case 2: ROW_F_T(2, 2); break;
-                                case 3: ROW_F_T(2, 3); break;
-                                default: ROW_F_T(2, 4); break;
-                                }
-                            } else {
-                                switch (T) {
-                                case 1: ROW_F_T(1, 1); break;
-                                case 2: ROW_F_T(1, 2); break;
-                                case 3: ROW_F_T(1, 3); break;
-                                default: ROW_F_T(1, 4); break;
-                                }
-                            }
+                        const int R = nr - i >= RF ? RF : 1;
+                        /* activation rows in near-equal groups of at most TF */
+                        for (int tg0 = 0, groups = (kp + TF - 1) / TF; tg0 < kp; groups--) {
+                            const int T = (kp - tg0 + groups - 1) / groups;
+                            if (R == RF) ROW_F(RF);
+                            else ROW_F(1);
+                            tg0 += T;
                         }
+                        i += R;
                     }
                 }
-                reduce_store(accb, 2, nr, kp, o0, ld, rb, s0 > 0);
+                reduce_store(accb, nr, kp, o0, ld, rb, s0 > 0);
             }
         }
     }
