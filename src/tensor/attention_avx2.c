@@ -8,49 +8,17 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
-#include <string.h>
 
-#include "core/fp16.h"
+#include "tensor/attention_rows.h"
 #include "tensor/tensor.h"
 #include "tensor/exp_avx2.h"
 
 #define LANES 8
-#define ROWS 8
 
 /* All-ones lanes where bit i of `bits` is set. */
 static inline __m256 lane_mask(unsigned bits) {
     const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)bits), bit), bit));
-}
-
-/* hd floats of row r of a K or V cache into dst (F16 converted, F32 copied). */
-static void row_to_f32(const ct_attn *a, const void *rows, int32_t r, float *dst) {
-    const size_t at = (size_t)r * a->kv_stride;
-    if (!a->kv_f16) {
-        memcpy(dst, (const float *)rows + at, (size_t)a->hd * sizeof(float));
-        return;
-    }
-    const uint16_t *src = (const uint16_t *)rows + at;
-    int32_t d = 0;
-    for (; d + 8 <= a->hd; d += 8)
-        _mm256_storeu_ps(dst + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + d))));
-    for (; d < a->hd; d++) dst[d] = celer_fp16_to_fp32(src[d]);
-}
-
-/* Rows r0 .. r0 + ROWS as floats: returns where row r0 + i starts (at i * *stride); rows past
- * nk read as zeros. F32 rows are used in place when all ROWS exist. */
-static const float *block_rows(const ct_attn *a, const void *rows, int32_t r0, float *buf, size_t *stride) {
-    const int32_t nr = a->nk - r0 < ROWS ? a->nk - r0 : ROWS;
-    if (!a->kv_f16 && nr == ROWS) {
-        *stride = a->kv_stride;
-        return (const float *)rows + (size_t)r0 * a->kv_stride;
-    }
-    for (int32_t i = 0; i < ROWS; i++) {
-        if (i < nr) row_to_f32(a, rows, r0 + i, buf + (size_t)i * a->hd);
-        else memset(buf + (size_t)i * a->hd, 0, (size_t)a->hd * sizeof(float));
-    }
-    *stride = (size_t)a->hd;
-    return buf;
 }
 
 /* Lanes h*8 .. h*8+7 of the call: scores, softmax and weighted values as in the AVX-512 set. */

@@ -13,46 +13,12 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
-#include <string.h>
 
+#include "tensor/attention_rows.h"
 #include "tensor/tensor.h"
 #include "tensor/exp_avx512.h"
 
 #define LANES 16
-#define ROWS 8
-
-/* hd floats of row r of a K or V cache into dst (F16 converted, F32 copied). */
-static void row_to_f32(const ct_attn *a, const void *rows, int32_t r, float *dst) {
-    const size_t at = (size_t)r * a->kv_stride;
-    int32_t d = 0;
-    if (a->kv_f16) {
-        const uint16_t *src = (const uint16_t *)rows + at;
-        for (; d + 16 <= a->hd; d += 16)
-            _mm512_storeu_ps(dst + d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + d))));
-        if (d < a->hd) {
-            const __mmask16 m = (__mmask16)((1u << (a->hd - d)) - 1);
-            _mm512_mask_storeu_ps(dst + d, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + d)));
-        }
-    } else {
-        memcpy(dst, (const float *)rows + at, (size_t)a->hd * sizeof(float));
-    }
-}
-
-/* Rows r0 .. r0 + ROWS as floats: returns where row r0 + i starts (at i * *stride); rows past
- * nk read as zeros. F32 rows are used in place when all ROWS exist. */
-static const float *block_rows(const ct_attn *a, const void *rows, int32_t r0, float *buf, size_t *stride) {
-    const int32_t nr = a->nk - r0 < ROWS ? a->nk - r0 : ROWS;
-    if (!a->kv_f16 && nr == ROWS) {
-        *stride = a->kv_stride;
-        return (const float *)rows + (size_t)r0 * a->kv_stride;
-    }
-    for (int32_t i = 0; i < ROWS; i++) {
-        if (i < nr) row_to_f32(a, rows, r0 + i, buf + (size_t)i * a->hd);
-        else memset(buf + (size_t)i * a->hd, 0, (size_t)a->hd * sizeof(float));
-    }
-    *stride = (size_t)a->hd;
-    return buf;
-}
 
 /* S[r] = scale * q.K_r for every lane, -inf where the lane may not see row r; returns the
  * per-lane maximum. */

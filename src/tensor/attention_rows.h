@@ -1,0 +1,36 @@
+/* Cached K/V rows as floats for the SIMD attention kernels (attention_avx2.c and
+ * attention_avx512.c include this, each compiled with its own target flags). */
+#ifndef CELER_TENSOR_ATTENTION_ROWS_H
+#define CELER_TENSOR_ATTENTION_ROWS_H
+#include <string.h>
+
+#include "core/fp16.h"
+#include "tensor/tensor.h"
+
+#define ROWS 8 /* K/V rows per register block */
+
+/* hd floats of row r of a K or V cache into dst (F16 converted exactly, F32 copied). */
+static inline void row_to_f32(const ct_attn *a, const void *rows, int32_t r, float *dst) {
+    const size_t at = (size_t)r * a->kv_stride;
+    if (a->kv_f16) celer_fp16_to_fp32_row((const uint16_t *)rows + at, dst, a->hd);
+    else memcpy(dst, (const float *)rows + at, (size_t)a->hd * sizeof(float));
+}
+
+/* Rows r0 .. r0 + ROWS as floats: returns where row r0 + i starts (at i * *stride); rows past
+ * nk read as zeros. F32 rows are used in place when all ROWS exist. */
+static inline const float *block_rows(const ct_attn *a, const void *rows, int32_t r0, float *buf,
+                                      size_t *stride) {
+    const int32_t nr = a->nk - r0 < ROWS ? a->nk - r0 : ROWS;
+    if (!a->kv_f16 && nr == ROWS) {
+        *stride = a->kv_stride;
+        return (const float *)rows + (size_t)r0 * a->kv_stride;
+    }
+    for (int32_t i = 0; i < ROWS; i++) {
+        if (i < nr) row_to_f32(a, rows, r0 + i, buf + (size_t)i * a->hd);
+        else memset(buf + (size_t)i * a->hd, 0, (size_t)a->hd * sizeof(float));
+    }
+    *stride = (size_t)a->hd;
+    return buf;
+}
+
+#endif
