@@ -488,49 +488,66 @@ static void plan_attention(celer_context *ctx, int32_t n) {
     ctx->n_attn_blk = nb;
 }
 
-/*
- * One block and KV head: the softmax attention of the block's query heads (grouped-query
- * attention) over the sequence's cached rows plus the batch rows each token's mask allows
- * (batch rows already sit in the cache at their slots). The kernel computes each query in a
- * lane of its own, so a token's result does not depend on the rest of the batch.
- */
-static void attend_block(celer_context *ctx, int32_t layer, const attn_block *b, int32_t kvh, float *scratch) {
-    const cm_hparams *hp = &ctx->model->hp;
-    const int32_t hd = hp->head_dim, G = attn_group(ctx), qd = hp->n_head * hd;
-    const int32_t seq = ctx->b_seq[b->j0], base = ctx->seq_len[seq];
-    ct_attn a = {.hd = hd, .nq = b->nt * b->ng, .kv_stride = (size_t)ctx->kv_dim,
-                 .kv_f16 = ctx->kv_elem == 2, .scale = 1.0f / sqrtf((float)hd), .scratch = scratch};
+/* Which rows each query lane of a block may attend: bit t*ng + g of vis[r] for the block's
+ * token t (all its heads alike); returns the rows to look at. The same for every KV head and
+ * layer of the pass. */
+static int32_t attn_visibility(const celer_context *ctx, const attn_block *b, uint16_t *vis) {
+    const int32_t base = ctx->seq_len[ctx->b_seq[b->j0]];
+    int32_t nk = 0;
     for (int32_t t = 0; t < b->nt; t++)
-        if (ctx->b_slot[b->j0 + t] + 1 > a.nk) a.nk = ctx->b_slot[b->j0 + t] + 1;
-    uint16_t *vis = (uint16_t *)(scratch + ct_attn_scratch_floats(hd, ctx->n_ctx));
-    const uint16_t all = (uint16_t)((1u << a.nq) - 1);
-    for (int32_t r = 0; r < a.nk; r++) vis[r] = r < base ? all : 0;
+        if (ctx->b_slot[b->j0 + t] + 1 > nk) nk = ctx->b_slot[b->j0 + t] + 1;
+    const uint16_t all = (uint16_t)((1u << (b->nt * b->ng)) - 1);
+    for (int32_t r = 0; r < nk; r++) vis[r] = r < base ? all : 0;
     for (int32_t t = 0; t < b->nt; t++) {
         const int32_t j = b->j0 + t, end = ctx->b_slot[j] + 1;
         const uint8_t *mask_row = ctx->b_mask + (size_t)j * (size_t)ctx->n_batch;
         const uint16_t bits = (uint16_t)(((1u << b->ng) - 1) << (t * b->ng));
         for (int32_t r = base; r < end; r++)
             if (mask_row[r - base]) vis[r] |= bits;
+    }
+    return nk;
+}
+
+/*
+ * One block and KV head: the softmax attention of the block's query heads (grouped-query
+ * attention) over the sequence's cached rows plus the batch rows each token's mask allows
+ * (batch rows already sit in the cache at their slots; vis and nk from attn_visibility). The
+ * kernel computes each query in a lane of its own, so a token's result does not depend on the
+ * rest of the batch.
+ */
+static void attend_block(celer_context *ctx, int32_t layer, const attn_block *b, int32_t kvh,
+                         const uint16_t *vis, int32_t nk, float *scratch) {
+    const cm_hparams *hp = &ctx->model->hp;
+    const int32_t hd = hp->head_dim, G = attn_group(ctx), qd = hp->n_head * hd;
+    ct_attn a = {.hd = hd, .nq = b->nt * b->ng, .nk = nk, .kv_stride = (size_t)ctx->kv_dim,
+                 .kv_f16 = ctx->kv_elem == 2, .vis = vis, .scale = 1.0f / sqrtf((float)hd),
+                 .scratch = scratch};
+    for (int32_t t = 0; t < b->nt; t++)
         for (int32_t g = 0; g < b->ng; g++) {
-            const size_t off = (size_t)j * qd + (size_t)(kvh * G + b->g0 + g) * hd;
+            const size_t off = (size_t)(b->j0 + t) * qd + (size_t)(kvh * G + b->g0 + g) * hd;
             a.q[t * b->ng + g] = ctx->q + off;
             a.out[t * b->ng + g] = ctx->att + off;
         }
-    }
-    a.vis = vis;
-    const size_t row0 = kv_row_index(ctx, layer, seq, 0) + (size_t)kvh * hd;
+    const size_t row0 = kv_row_index(ctx, layer, ctx->b_seq[b->j0], 0) + (size_t)kvh * hd;
     a.k = (const char *)ctx->k_cache + row0 * ctx->kv_elem;
     a.v = (const char *)ctx->v_cache + row0 * ctx->kv_elem;
     ctx->model->kernels->attention(&a);
 }
 
+/* Jobs are (block, KV head) pairs, block-major, so a thread's consecutive jobs mostly share a
+ * block and its visibility is built once for them. */
 static void attention_worker(void *arg, int32_t ith, int32_t nth) {
     const attn_region *r = arg;
     celer_context *ctx = r->ctx;
     const int32_t n_kv = ctx->model->hp.n_head_kv;
     float *scratch = ctx->scores + (size_t)ith * attn_scratch_floats(ctx);
-    for (int32_t job = ith; job < ctx->n_attn_blk * n_kv; job += nth)
-        attend_block(ctx, r->layer, &ctx->attn_blk[job / n_kv], job % n_kv, scratch);
+    uint16_t *vis = (uint16_t *)(scratch + ct_attn_scratch_floats(ctx->model->hp.head_dim, ctx->n_ctx));
+    int32_t vis_block = -1, nk = 0;
+    for (int32_t job = ith; job < ctx->n_attn_blk * n_kv; job += nth) {
+        const attn_block *b = &ctx->attn_blk[job / n_kv];
+        if (job / n_kv != vis_block) nk = attn_visibility(ctx, b, vis), vis_block = job / n_kv;
+        attend_block(ctx, r->layer, b, job % n_kv, vis, nk, scratch);
+    }
 }
 
 /* ---------------------------------------------------------------- the forward pass */
