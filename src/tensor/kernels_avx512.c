@@ -579,32 +579,24 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
 #define ROW_TILES_T(R, T, MODE)                                                                \
     row_tiles(ty, R, T, row, w_stride, s0 + c0, cn, n, scratch + ((size_t)c0 * kp + tg0) * AZ, \
               (size_t)kp * AZ, accb + (size_t)i * kp + tg0, (size_t)kp, c0 == 0, MODE, wb)
-/* row_tiles for the R and T at hand (both compile-time inside) */
-#define ROW_TILES(R, T, MODE)                                                                  \
+/* row_tiles for the R and the T (in scope) at hand, both compile-time inside */
+#define ROW_TILES_R(R, MODE)                                                                   \
     do {                                                                                       \
-        if ((R) == 2) {                                                                        \
-            switch (T) {                                                                       \
-            case 1: ROW_TILES_T(2, 1, MODE); break;                                            \
-            case 2: ROW_TILES_T(2, 2, MODE); break;                                            \
-            case 3: ROW_TILES_T(2, 3, MODE); break;                                            \
-            case 4: ROW_TILES_T(2, 4, MODE); break;                                            \
-            case 5: ROW_TILES_T(2, 5, MODE); break;                                            \
-            case 6: ROW_TILES_T(2, 6, MODE); break;                                            \
-            case 7: ROW_TILES_T(2, 7, MODE); break;                                            \
-            default: ROW_TILES_T(2, 8, MODE); break;                                           \
-            }                                                                                  \
-        } else {                                                                               \
-            switch (T) {                                                                       \
-            case 1: ROW_TILES_T(1, 1, MODE); break;                                            \
-            case 2: ROW_TILES_T(1, 2, MODE); break;                                            \
-            case 3: ROW_TILES_T(1, 3, MODE); break;                                            \
-            case 4: ROW_TILES_T(1, 4, MODE); break;                                            \
-            case 5: ROW_TILES_T(1, 5, MODE); break;                                            \
-            case 6: ROW_TILES_T(1, 6, MODE); break;                                            \
-            case 7: ROW_TILES_T(1, 7, MODE); break;                                            \
-            default: ROW_TILES_T(1, 8, MODE); break;                                           \
-            }                                                                                  \
+        switch (T) {                                                                           \
+        case 1: ROW_TILES_T(R, 1, MODE); break;                                                \
+        case 2: ROW_TILES_T(R, 2, MODE); break;                                                \
+        case 3: ROW_TILES_T(R, 3, MODE); break;                                                \
+        case 4: ROW_TILES_T(R, 4, MODE); break;                                                \
+        case 5: ROW_TILES_T(R, 5, MODE); break;                                                \
+        case 6: ROW_TILES_T(R, 6, MODE); break;                                                \
+        case 7: ROW_TILES_T(R, 7, MODE); break;                                                \
+        default: ROW_TILES_T(R, 8, MODE); break;                                               \
         }                                                                                      \
+    } while (0)
+#define ROW_TILES(R, MODE)                                                                     \
+    do {                                                                                       \
+        if ((R) == 2) ROW_TILES_R(2, MODE);                                                    \
+        else ROW_TILES_R(1, MODE);                                                             \
     } while (0)
 
 ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w_stride,
@@ -644,8 +636,8 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
                             __m512i *wb = wbuf;
                             /* the mode as a constant where it matters most (k <= TG: decoding
                              * and verification), so that its branches vanish from the loop */
-                            if (kp <= TG) ROW_TILES(R, T, WB_NONE);
-                            else ROW_TILES(R, T, tg0 == 0 ? WB_STORE : WB_LOAD);
+                            if (kp <= TG) ROW_TILES(R, WB_NONE);
+                            else ROW_TILES(R, tg0 == 0 ? WB_STORE : WB_LOAD);
                         }
                         i += R;
                     }
