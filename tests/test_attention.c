@@ -7,15 +7,11 @@
 #include "core/fp16.h"
 #include "tensor/tensor.h"
 #include "test.h"
+#include "test_util.h"
 
 static uint64_t at_rng = 0x2545f4914f6cdd1dull;
 
-static float at_uniform(void) { /* in [-1, 1) */
-    at_rng ^= at_rng << 13;
-    at_rng ^= at_rng >> 7;
-    at_rng ^= at_rng << 17;
-    return (float)((at_rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
-}
+static float at_uniform(void) { return tu_uniform(&at_rng); }
 
 #define AT_MAX_HD 128
 #define AT_MAX_NK 200

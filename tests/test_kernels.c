@@ -7,15 +7,11 @@
 #include "core/types.h"
 #include "tensor/tensor.h"
 #include "test.h"
+#include "test_util.h"
 
 static uint64_t kt_rng = 0x9e3779b97f4a7c15ull;
 
-static float kt_uniform(void) { /* in [-1, 1) */
-    kt_rng ^= kt_rng << 13;
-    kt_rng ^= kt_rng >> 7;
-    kt_rng ^= kt_rng << 17;
-    return (float)((kt_rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
-}
+static float kt_uniform(void) { return tu_uniform(&kt_rng); }
 
 static void kt_fill(float *x, int64_t n, float scale) {
     for (int64_t i = 0; i < n; i++) x[i] = scale * kt_uniform();

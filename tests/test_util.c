@@ -88,3 +88,10 @@ bool tu_json_string(const char *line, const char *key, char *out, size_t cap) {
     out[n] = 0;
     return *p == '"';
 }
+
+float tu_uniform(uint64_t *state) {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return (float)((*state >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}

@@ -15,6 +15,9 @@ int64_t tu_json_int(const char *line, const char *key);
 /* Reads `"key": "text"` with JSON escapes decoded (\uXXXX as UTF-8); false if absent. */
 bool tu_json_string(const char *line, const char *key, char *out, size_t cap);
 
+/* Uniform in [-1, 1) from a xorshift64 state (advanced): reproducible test inputs. */
+float tu_uniform(uint64_t *state);
+
 /* Loads model_path, evaluates the ids in tokens_path in one batch (F32 KV cache) and checks all
  * rows against the raw float32 logits in logits_path with the tolerance and argmax rule of
  * shared/reference/README.md. Records failures; returns the worst relative error or -1. */
