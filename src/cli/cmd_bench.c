@@ -33,7 +33,7 @@ static const char usage_text[] =
     "  -t N [N ...]    thread counts for single-token decoding (default: 1 2); prompt and\n"
     "                  batch-cost runs use the largest\n"
     "  --reps N        runs per measurement, the median is reported (default 3; batch cost\n"
-    "                  uses at least 5)\n"
+    "                  uses at least 7, at most 64)\n"
     "  --prompt N      tokens before single-token decoding (default 32)\n"
     "  --gen N         tokens decoded one at a time (default 64)\n"
     "  --pp N          prompt-processing batch (default 512)\n"
@@ -307,28 +307,30 @@ static bool run_prompt(celer_context *ctx, const bench_opts *o, const int32_t *i
     return true;
 }
 
-/* Milliseconds of one pass of k tokens after the prefix, logits for every row. */
+/* Milliseconds of one pass of k tokens after the prefix, logits for every row. The k values
+ * take turns within each round (rather than k = 1's runs all before k = 2's), so that every
+ * k meets the same phases of a shared machine and their ratios compare like with like. */
 static bool run_batch_cost(celer_context *ctx, const bench_opts *o, const int32_t *ids,
                            double *ms) {
     celer_kv_clear(ctx);
     if (!decode(ctx, ids, o->n_prefix, NULL)) return false;
     uint8_t all[16];
     memset(all, 1, sizeof all);
-    const int32_t reps = o->reps < 5 ? 5 : o->reps;
-    double v[64];
-    for (int32_t ik = 0; ik < N_BATCH_K; ik++) {
-        const int32_t k = batch_ks[ik];
-        for (int32_t rep = -1; rep < reps; rep++) { /* rep -1 warms up */
+    enum { MAX_REPS = 64 };
+    const int32_t reps = o->reps < 7 ? 7 : o->reps > MAX_REPS ? MAX_REPS : o->reps;
+    double v[N_BATCH_K][MAX_REPS];
+    for (int32_t rep = -1; rep < reps; rep++) { /* round -1 warms up */
+        for (int32_t ik = 0; ik < N_BATCH_K; ik++) {
             if (celer_kv_seq_truncate(ctx, 0, o->n_prefix) != CELER_OK) {
                 cli_error("cannot truncate the KV cache");
                 return false;
             }
             const double t0 = cli_now();
-            if (!decode(ctx, ids + o->n_prefix, k, all)) return false;
-            if (rep >= 0) v[rep] = (cli_now() - t0) * 1e3;
+            if (!decode(ctx, ids + o->n_prefix, batch_ks[ik], all)) return false;
+            if (rep >= 0) v[ik][rep] = (cli_now() - t0) * 1e3;
         }
-        ms[ik] = median(v, reps);
     }
+    for (int32_t ik = 0; ik < N_BATCH_K; ik++) ms[ik] = median(v[ik], reps);
     return true;
 }
 
