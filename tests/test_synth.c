@@ -355,6 +355,7 @@ TEST(synth_cli_errors) {
     if (!test_file_exists(test_celer_bin())) return test_skip("no celer binary at %s", test_celer_bin());
     char args[1536];
     const char *vocab = test_data_path("models/stories260K.gguf");
+    if (!test_file_exists(vocab)) return test_skip("missing %s", vocab);
     const char *out = tmp_file("cli-bad.gguf");
     remove(out);
     expect_cli_error("synth", "give a shape");
