@@ -47,6 +47,7 @@
 #include "core/fp16.h"
 #include "tensor/tensor.h"
 #include "tensor/exp_avx512.h"
+#include "tensor/scales_x86.h"
 
 #define LANES 16
 #define TG 8           /* activation rows applied to one decoded tile in registers */
@@ -210,18 +211,6 @@ ALWAYS_INLINE void q8_0_steps8(const block_q8_0 *x, __m512i *P) {
         }
 }
 
-/* The fp16 scales of 8 Q8_0 blocks, packed in general registers (AMD's gathers are slow). */
-ALWAYS_INLINE __m128i q8_0_scales8(const block_q8_0 *x) {
-    uint64_t dq[2] = {0, 0};
-#pragma GCC unroll 8
-    for (int b = 0; b < 8; b++) {
-        uint16_t d;
-        memcpy(&d, &x[b].d, sizeof d);
-        dq[b / 4] |= (uint64_t)d << (16 * (b % 4));
-    }
-    return _mm_set_epi64x((long long)dq[1], (long long)dq[0]);
-}
-
 /* Q8_0 activations for a Q4_0 tile (lane i = block i, 8 steps, weight offset 8) or a Q8_0
  * tile (lane i = half i/8 of block i%8, 4 steps, weight offset 128); nvalid blocks, the rest
  * read as zero blocks. Shuffles only: no gathers (slow on AMD). */
@@ -236,10 +225,10 @@ static void prep_q8_0(int q8, const block_q8_0 *a, int nvalid, __m512i *p) {
     __m512 d;
     if (q8) {
         q8_0_steps4(a, p);
-        d = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_cvtph_ps(q8_0_scales8(a)))));
+        d = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_cvtph_ps(fp16_scales8(a, sizeof *a)))));
     } else {
         q8_0_steps8(a, p);
-        d = _mm512_cvtph_ps(_mm256_set_m128i(q8_0_scales8(a + 8), q8_0_scales8(a)));
+        d = _mm512_cvtph_ps(_mm256_set_m128i(fp16_scales8(a + 8, sizeof *a), fp16_scales8(a, sizeof *a)));
     }
     const __m512i ones = _mm512_set1_epi8(1);
     __m512i sum = _mm512_setzero_si512();
@@ -356,32 +345,14 @@ ALWAYS_INLINE void dec_q8_0(const block_q8_0 *x, __m512i *W, __m512 *D) {
     const __m512i bias = _mm512_set1_epi8((char)0x80);
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) W[j] = _mm512_xor_si512(W[j], bias);
-    *D = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_cvtph_ps(q8_0_scales8(x)))));
+    *D = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_cvtph_ps(fp16_scales8(x, sizeof *x)))));
 }
 
-/* Scales d*sc[g] and negated mins -dmin*m[g] of the 8 sub-blocks of a Q4_K/Q5_K super-block
- * (header: fp16 d, fp16 dmin, 12 bytes s of 6-bit scales and mins), for lanes (g, h) =
- * (i%8, i/8):
- *   sc[g] = g < 4 ? s[g] & 63 : (s[g+4] & 15) | (s[g-4] >> 6) << 4
- *   m[g]  = g < 4 ? s[g+4] & 63 : (s[g+4] >> 4) | (s[g] >> 6) << 4
- * The bytes are unpacked four at a time in general registers (s as three little-endian
- * words), which run beside the vector units; the vector side widens and converts 8 bytes
- * each for scales and mins. */
+/* Q4_K/Q5_K scales and negated mins (k4_scales8) for lanes (g, h) = (i%8, i/8). 8 lanes are
+ * enough until the end, and a ymm operation costs half a zmm one on Zen 4. */
 ALWAYS_INLINE void k4_scales(const uint8_t *hdr, __m512 *D, __m512 *M) {
-    uint32_t w[3];
-    memcpy(w, hdr + 4, sizeof w);
-    const uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, top2 = 0x03030303u;
-    const uint32_t sc_lo = w[0] & low6, m_lo = w[1] & low6;
-    const uint32_t sc_hi = (w[2] & low4) | ((w[0] >> 6) & top2) << 4;
-    const uint32_t m_hi = ((w[2] >> 4) & low4) | ((w[1] >> 6) & top2) << 4;
-    uint32_t d_dmin;
-    memcpy(&d_dmin, hdr, sizeof d_dmin);
-    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)d_dmin));
-    /* 8 lanes are enough until the end, and a ymm operation costs half a zmm one on Zen 4 */
-    const __m256 d8 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)(sc_lo | (uint64_t)sc_hi << 32)))),
-                                    _mm256_broadcastss_ps(dd));
-    const __m256 m8 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)(m_lo | (uint64_t)m_hi << 32)))),
-                                    _mm256_sub_ps(_mm256_setzero_ps(), _mm256_broadcastss_ps(_mm_movehdup_ps(dd))));
+    __m256 d8, m8;
+    k4_scales8(hdr, &d8, &m8);
     *D = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(d8))); /* lanes g and g + 8 */
     *M = _mm512_zextps256_ps512(m8); /* lanes 8..15 meet zero activation sums */
 }
