@@ -80,6 +80,10 @@ typedef struct celer_model_params {
     const char *tokenizer_path;
     /* Force the plain scalar reference kernels everywhere (the test oracle). */
     bool force_reference_kernels;
+    /* Kernel set by name ("reference", "avx2", "avx512-vnni"), e.g. to compare SIMD paths;
+     * NULL picks the fastest this CPU runs. A set the CPU lacks fails the load with
+     * CELER_ERR_INVALID_ARG. force_reference_kernels takes precedence. Borrowed. */
+    const char *kernels;
 } celer_model_params;
 
 celer_model_params celer_model_default_params(void);

@@ -171,6 +171,8 @@ TEST(cli_run_bad_options) {
         {"--kv-type q4", "bad --kv-type"},
         {"--bogus", "unknown option"},
         {"-m", "needs a value"},
+        {"--kernels avx9", "kernel set 'avx9' is not available"},
+        {"--kernels", "needs a value"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char cmd[2048], *out = NULL;

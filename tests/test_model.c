@@ -2,6 +2,7 @@
  * tensor type, batched/tree evaluation equivalences and KV cache roll-back. */
 #include "test.h"
 #include "test_util.h"
+#include "tensor/tensor.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -11,12 +12,12 @@ typedef struct loaded {
 } loaded;
 
 static bool load_with(loaded *l, const char *path, const char *tok, int32_t n_ctx, int32_t n_seq,
-                      int32_t n_batch, int32_t threads, bool reference, celer_kv_type kv) {
+                      int32_t n_batch, int32_t threads, const char *kernels, celer_kv_type kv) {
     memset(l, 0, sizeof *l);
     celer_error err;
     celer_model_params mp = celer_model_default_params();
     mp.tokenizer_path = tok;
-    mp.force_reference_kernels = reference;
+    mp.kernels = kernels; /* NULL: the fastest set */
     if (celer_model_load(path, &mp, &l->model, &err) != CELER_OK) {
         test_fail_at(__FILE__, __LINE__, "load %s: %s", path, err.message);
         return false;
@@ -98,7 +99,7 @@ static void check_golden(const char *model_rel, const char *tok_rel, int32_t thr
     char *text = test_read_file(golden, NULL);
     REQUIRE(text);
     loaded l;
-    if (!load_with(&l, model, tok_rel ? test_data_path(tok_rel) : NULL, 512, 1, 512, threads, false,
+    if (!load_with(&l, model, tok_rel ? test_data_path(tok_rel) : NULL, 512, 1, 512, threads, NULL,
                    CELER_KV_F32)) {
         free(text);
         return;
@@ -149,7 +150,7 @@ static const ref_case ref_types[] = {
  * max_i err_i <= tol, and the same argmax except where the reference's top two are within
  * tol * max|r| (shared/reference/README.md). Returns the worst error, or -1. */
 double tu_check_ref_logits(const char *model_path, const char *tokens_path, const char *logits_path,
-                           double tol, bool reference_kernels, int32_t threads) {
+                           double tol, const char *kernels, int32_t threads) {
     char *tok_text = test_read_file(tokens_path, NULL);
     size_t ref_size = 0;
     float *ref = (float *)test_read_file(logits_path, &ref_size);
@@ -163,7 +164,7 @@ double tu_check_ref_logits(const char *model_path, const char *tokens_path, cons
     for (char *s = strtok(tok_text, " \n"); s && n < 256; s = strtok(NULL, " \n")) ids[n++] = atoi(s);
     loaded l;
     double worst = -1;
-    if (load_with(&l, model_path, NULL, n, 1, n, threads, reference_kernels, CELER_KV_F32)) {
+    if (load_with(&l, model_path, NULL, n, 1, n, threads, kernels, CELER_KV_F32)) {
         int32_t V = celer_model_n_vocab(l.model);
         uint8_t want[256];
         memset(want, 1, sizeof want);
@@ -199,7 +200,12 @@ double tu_check_ref_logits(const char *model_path, const char *tokens_path, cons
     return worst;
 }
 
-static void check_ref_arch(const char *arch, bool reference_kernels) {
+/* kernels: NULL for the fastest set, else a set's name (skipped where the CPU lacks it). */
+static void check_ref_arch(const char *arch, const char *kernels) {
+    if (kernels && !ct_kernels_by_name(kernels)) {
+        test_skip("no %s kernels on this CPU", kernels);
+        return;
+    }
     for (size_t t = 0; t < sizeof ref_types / sizeof ref_types[0]; t++) {
         char m[256], tk[256], lg[256];
         snprintf(m, sizeof m, "reference/ref-%s-%s.gguf", arch, ref_types[t].name);
@@ -210,18 +216,40 @@ static void check_ref_arch(const char *arch, bool reference_kernels) {
             return;
         }
         double e = tu_check_ref_logits(test_data_path(m), test_data_path(tk), test_data_path(lg),
-                                       ref_types[t].tol, reference_kernels, 2);
-        printf("    %-6s %-5s %s max err %.3g (tol %.0e)\n", arch, ref_types[t].name,
-               reference_kernels ? "ref " : "best", e, ref_types[t].tol);
+                                       ref_types[t].tol, kernels, 2);
+        printf("    %-6s %-5s %-11s max err %.3g (tol %.0e)\n", arch, ref_types[t].name,
+               kernels ? kernels : "best", e, ref_types[t].tol);
     }
 }
 
-TEST(model_ref_logits_llama) { check_ref_arch("llama", false); }
-TEST(model_ref_logits_qwen2) { check_ref_arch("qwen2", false); }
-TEST(model_ref_logits_qwen3) { check_ref_arch("qwen3", false); }
+TEST(model_ref_logits_llama) { check_ref_arch("llama", NULL); }
+TEST(model_ref_logits_qwen2) { check_ref_arch("qwen2", NULL); }
+TEST(model_ref_logits_qwen3) { check_ref_arch("qwen3", NULL); }
 TEST(model_ref_logits_reference_kernels) {
-    check_ref_arch("llama", true);
-    check_ref_arch("qwen3", true);
+    check_ref_arch("llama", "reference");
+    check_ref_arch("qwen3", "reference");
+}
+/* The AVX2 set is the one most CPUs without AVX-512 run: hold it to llama.cpp's logits too. */
+TEST(model_ref_logits_avx2_kernels) {
+    check_ref_arch("llama", "avx2");
+    check_ref_arch("qwen3", "avx2");
+}
+
+/* A kernel set the CPU cannot run is refused with the names of those it can. */
+TEST(model_unknown_kernel_set_is_refused) {
+    const char *m = test_data_path("models/stories260K.gguf");
+    if (!test_file_exists(m)) return test_skip("missing %s", m);
+    celer_model_params mp = celer_model_default_params();
+    mp.kernels = "avx9";
+    celer_model *model = NULL;
+    celer_error err;
+    CHECK(celer_model_load(m, &mp, &model, &err) == CELER_ERR_INVALID_ARG);
+    CHECK(model == NULL);
+    CHECK(strstr(err.message, "avx9") && strstr(err.message, "reference"));
+    mp.kernels = "reference";
+    REQUIRE(celer_model_load(m, &mp, &model, &err) == CELER_OK);
+    CHECK(strcmp(celer_model_kernels(model), "reference") == 0);
+    celer_model_free(model);
 }
 
 TEST(model_ref_logits_stories260K) {
@@ -231,7 +259,7 @@ TEST(model_ref_logits_stories260K) {
         return;
     }
     tu_check_ref_logits(m, test_data_path("reference/stories260K.tokens"),
-                        test_data_path("reference/stories260K.logits.f32"), 1e-5, false, 1);
+                        test_data_path("reference/stories260K.logits.f32"), 1e-5, NULL, 1);
 }
 
 /* ---------------------------------------------------------------- batching and the cache */
@@ -263,7 +291,7 @@ TEST(model_batch_equals_single_steps_every_type) {
             return;
         }
         loaded l;
-        if (!load_with(&l, test_data_path(rel), NULL, 64, 1, 16, 2, false, CELER_KV_F32)) return;
+        if (!load_with(&l, test_data_path(rel), NULL, 64, 1, 16, 2, NULL, CELER_KV_F32)) return;
         int32_t V = celer_model_n_vocab(l.model), n = 12;
         float *single = malloc((size_t)n * V * sizeof(float));
         REQUIRE(single);
@@ -295,7 +323,7 @@ TEST(model_tree_batch_equals_branches) {
         return;
     }
     loaded l;
-    if (!load_with(&l, ref_llama(), NULL, 64, 2, 16, 2, false, CELER_KV_F32)) return;
+    if (!load_with(&l, ref_llama(), NULL, 64, 2, 16, 2, NULL, CELER_KV_F32)) return;
     int32_t V = celer_model_n_vocab(l.model);
     const int32_t prefix[4] = {1, 358, 118, 404};
     const int32_t branch_a[2] = {164, 106}, branch_b[3] = {408, 330, 347};
@@ -359,7 +387,7 @@ TEST(model_truncate_then_reevaluate) {
         return;
     }
     loaded l;
-    if (!load_with(&l, ref_llama(), NULL, 64, 1, 16, 2, false, CELER_KV_F32)) return;
+    if (!load_with(&l, ref_llama(), NULL, 64, 1, 16, 2, NULL, CELER_KV_F32)) return;
     int32_t V = celer_model_n_vocab(l.model);
     celer_error err;
     float *first = malloc((size_t)V * 4);
@@ -384,7 +412,7 @@ TEST(model_sequences_are_isolated) {
         return;
     }
     loaded l;
-    if (!load_with(&l, ref_llama(), NULL, 64, 3, 16, 2, false, CELER_KV_F32)) return;
+    if (!load_with(&l, ref_llama(), NULL, 64, 3, 16, 2, NULL, CELER_KV_F32)) return;
     int32_t V = celer_model_n_vocab(l.model);
     celer_error err;
     /* Three sequences in one batch, interleaved, vs sequence 0 alone. */
@@ -423,8 +451,8 @@ TEST(model_threads_do_not_change_results) {
         return;
     }
     loaded a, b;
-    if (!load_with(&a, ref_llama(), NULL, 64, 1, 16, 1, false, CELER_KV_F32)) return;
-    if (!load_with(&b, ref_llama(), NULL, 64, 1, 16, 2, false, CELER_KV_F32)) {
+    if (!load_with(&a, ref_llama(), NULL, 64, 1, 16, 1, NULL, CELER_KV_F32)) return;
+    if (!load_with(&b, ref_llama(), NULL, 64, 1, 16, 2, NULL, CELER_KV_F32)) {
         unload(&a);
         return;
     }
@@ -444,7 +472,7 @@ TEST(model_context_full_and_bad_tokens) {
         return;
     }
     loaded l;
-    if (!load_with(&l, ref_llama(), NULL, 8, 1, 16, 1, false, CELER_KV_F16)) return;
+    if (!load_with(&l, ref_llama(), NULL, 8, 1, 16, 1, NULL, CELER_KV_F16)) return;
     celer_error err;
     celer_batch b = {.n_tokens = 9, .tokens = some_tokens};
     CHECK(celer_decode(l.ctx, &b, &err) == CELER_ERR_CONTEXT_FULL);
@@ -473,7 +501,7 @@ TEST(model_convert_llama2c_matches_gguf) {
     REQUIRE(celer_convert_llama2c(bin, tok, out, &err) == CELER_OK);
     /* The converted file reproduces llama.cpp's logits for stories260K.gguf. */
     tu_check_ref_logits(out, test_data_path("reference/stories260K.tokens"),
-                        test_data_path("reference/stories260K.logits.f32"), 1e-5, false, 1);
+                        test_data_path("reference/stories260K.logits.f32"), 1e-5, NULL, 1);
     /* Its tokenizer gives the same ids as the original GGUF's. */
     celer_vocab *v1 = NULL, *v2 = NULL;
     REQUIRE(celer_vocab_load(out, &v1, &err) == CELER_OK);
@@ -521,7 +549,7 @@ static bool write_rope_variant(const char *src, const char *dst, float freq_fact
 
 static bool logits_of(const char *path, float *out /* [12][V] */) {
     loaded l;
-    if (!load_with(&l, path, NULL, 64, 1, 16, 1, false, CELER_KV_F32)) return false;
+    if (!load_with(&l, path, NULL, 64, 1, 16, 1, NULL, CELER_KV_F32)) return false;
     uint8_t want[12];
     memset(want, 1, sizeof want);
     celer_batch b = {.n_tokens = 12, .tokens = some_tokens, .logits = want};

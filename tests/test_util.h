@@ -18,10 +18,11 @@ bool tu_json_string(const char *line, const char *key, char *out, size_t cap);
 /* Uniform in [-1, 1) from a xorshift64 state (advanced): reproducible test inputs. */
 float tu_uniform(uint64_t *state);
 
-/* Loads model_path, evaluates the ids in tokens_path in one batch (F32 KV cache) and checks all
- * rows against the raw float32 logits in logits_path with the tolerance and argmax rule of
- * shared/reference/README.md. Records failures; returns the worst relative error or -1. */
+/* Loads model_path with the kernel set named `kernels` (NULL: the fastest), evaluates the ids
+ * in tokens_path in one batch (F32 KV cache) and checks all rows against the raw float32
+ * logits in logits_path with the tolerance and argmax rule of shared/reference/README.md.
+ * Records failures; returns the worst relative error or -1. */
 double tu_check_ref_logits(const char *model_path, const char *tokens_path, const char *logits_path,
-                           double tol, bool reference_kernels, int32_t threads);
+                           double tol, const char *kernels, int32_t threads);
 
 #endif

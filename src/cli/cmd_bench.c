@@ -40,11 +40,13 @@ static const char usage_text[] =
     "  --prefix N      context before the batch-cost passes (default 128)\n"
     "  --kv f16|f32    KV cache type (default f16, as llama.cpp)\n"
     "  --bw-mib N      buffer of the bandwidth test (default 1024 MiB: beyond any cache)\n"
-    "  --reference     plain scalar reference kernels\n";
+    "  --reference     plain scalar reference kernels\n"
+    "  --kernels NAME  kernel set: reference, avx2 or avx512-vnni (default: the fastest here)\n";
 
 typedef struct bench_opts {
     const char *model;
     bool json, reference;
+    const char *kernels;
     int32_t threads[MAX_THREADS_LIST];
     int32_t n_threads_list;
     int32_t reps, n_prompt, n_gen, n_pp, n_prefix, bw_mib;
@@ -415,7 +417,10 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             /* the only mode so far */
         } else if (!strcmp(a, "--json")) o->json = true;
         else if (!strcmp(a, "--reference")) o->reference = true;
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+        else if (!strcmp(a, "--kernels")) {
+            if (i + 1 >= argc) return cli_error("%s needs a kernel set name", a);
+            o->kernels = argv[++i];
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (i + 1 >= argc) return cli_error("%s needs a model file", a);
             o->model = argv[++i];
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
@@ -475,6 +480,7 @@ int cmd_bench(int argc, char **argv) {
     memset(&r, 0, sizeof r);
     celer_model_params mp = celer_model_default_params();
     mp.force_reference_kernels = o.reference;
+    mp.kernels = o.kernels;
     celer_model *model = NULL;
     celer_error err;
     double t0 = cli_now();

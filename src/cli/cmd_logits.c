@@ -7,7 +7,7 @@
 #include "cli/cli.h"
 
 static int logits_usage(FILE *f) {
-    fprintf(f, "usage: celer logits -m MODEL [-z TOKENIZER] --tokens \"1 2 3\" --out FILE [-t THREADS] [--reference]\n");
+    fprintf(f, "usage: celer logits -m MODEL [-z TOKENIZER] --tokens \"1 2 3\" --out FILE [-t THREADS] [--reference | --kernels NAME]\n");
     return f == stdout ? 0 : 2;
 }
 
@@ -43,11 +43,13 @@ int cmd_logits(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *tokens = NULL, *out_path = NULL;
     int64_t threads = 0;
     bool reference = false;
+    const char *kernels = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return logits_usage(stdout);
         else if (!strcmp(a, "--reference")) reference = true;
+        else if (!strcmp(a, "--kernels") && has_val) kernels = argv[++i];
         else if (!strcmp(a, "-m") && has_val) model_path = argv[++i];
         else if (!strcmp(a, "-z") && has_val) tok_path = argv[++i];
         else if (!strcmp(a, "--tokens") && has_val) tokens = argv[++i];
@@ -71,6 +73,7 @@ int cmd_logits(int argc, char **argv) {
     celer_model_params mp = celer_model_default_params();
     mp.tokenizer_path = tok_path;
     mp.force_reference_kernels = reference;
+    mp.kernels = kernels;
     celer_model *model = NULL;
     celer_context *ctx = NULL;
     int rc = 0;

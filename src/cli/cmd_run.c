@@ -17,6 +17,7 @@ typedef struct run_opts {
     const char *prompt;
     const char *prompt_file;
     const char *chat_template;
+    const char *kernels;
     int64_t n_predict;
     int64_t n_threads;
     int64_t n_ctx;
@@ -58,6 +59,7 @@ static void run_usage(FILE *f) {
             "                    timings\n"
             "  --kv-type f32|f16 KV cache storage (default f32)\n"
             "  --reference       use the plain scalar reference kernels\n"
+            "  --kernels NAME    kernel set: reference, avx2 or avx512-vnni (default: the fastest)\n"
             "  --no-bos          do not add the BOS token\n");
 }
 
@@ -172,7 +174,7 @@ static bool takes_value(const char *a) {
     static const char *const names[] = {"-m", "--model", "-z", "--tokenizer", "-p", "--prompt", "-f",
                                         "--file", "--method", "--chat-template", "-n", "-t", "-c",
                                         "--seed", "--resistance", "--logit-bias", "--stop",
-                                        "--constraint", "--kv-type"};
+                                        "--constraint", "--kv-type", "--kernels"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         if (!strcmp(a, names[k])) return true;
     for (size_t k = 0; k < sizeof num_opts / sizeof num_opts[0]; k++)
@@ -205,6 +207,7 @@ static int parse_one(run_opts *o, int argc, char **argv, int *i) {
         else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o->prompt_file = v;
         else if (!strcmp(a, "--method")) { /* handled by find_method */ }
         else if (!strcmp(a, "--chat-template")) o->chat_template = v;
+        else if (!strcmp(a, "--kernels")) o->kernels = v;
         else if (!strcmp(a, "-n")) return parse_int_opt(a, v, 0, 1 << 24, &o->n_predict) ? 0 : 2;
         else if (!strcmp(a, "-t")) return parse_int_opt(a, v, 1, 512, &o->n_threads) ? 0 : 2;
         else if (!strcmp(a, "-c")) return parse_int_opt(a, v, 1, 1 << 20, &o->n_ctx) ? 0 : 2;
@@ -452,6 +455,7 @@ int cmd_run(int argc, char **argv) {
     celer_model_params mp = celer_model_default_params();
     mp.tokenizer_path = o.tokenizer;
     mp.force_reference_kernels = o.reference;
+    mp.kernels = o.kernels;
     celer_model *model = NULL;
     if (celer_model_load(o.model, &mp, &model, &err) != CELER_OK) {
         free(prompt_text);

@@ -42,7 +42,19 @@ celer_status celer_model_load(const char *path, const celer_model_params *params
     if (!params) params = &defaults;
     celer_model *m = calloc(1, sizeof *m);
     if (!m) return celer_fail(err, CELER_ERR_NOMEM, "out of memory");
-    m->kernels = params->force_reference_kernels ? ct_kernels_reference() : ct_kernels_best();
+    if (params->force_reference_kernels) m->kernels = ct_kernels_reference();
+    else if (params->kernels) m->kernels = ct_kernels_by_name(params->kernels);
+    else m->kernels = ct_kernels_best();
+    if (!m->kernels) {
+        const ct_kernels *sets[4];
+        const int n = ct_kernels_available(sets, 4);
+        char names[128] = "";
+        for (int i = 0; i < n && i < 4; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", sets[i]->name);
+        free(m);
+        return celer_fail(err, CELER_ERR_INVALID_ARG, "kernel set '%s' is not available on this CPU (available: %s)",
+                          params->kernels, names);
+    }
 
     bool is_gguf = false;
     celer_status st = probe_gguf(path, &is_gguf, err);

@@ -6,6 +6,7 @@
  * and keep the returned pointer to a const table.
  */
 #include <stdbool.h>
+#include <string.h>
 
 #include "tensor/tensor.h"
 
@@ -74,6 +75,14 @@ int ct_kernels_available(const ct_kernels **out, int cap) {
     if (cpu_has_avx512_vnni()) sets[n++] = ct_kernels_avx512_vnni(cpu_has_avx512_bf16());
     for (int i = 0; i < n && i < cap; i++) out[i] = sets[i];
     return n;
+}
+
+const ct_kernels *ct_kernels_by_name(const char *name) {
+    const ct_kernels *sets[4];
+    const int n = ct_kernels_available(sets, 4);
+    for (int i = 0; i < n && i < 4; i++)
+        if (name && !strcmp(sets[i]->name, name)) return sets[i];
+    return NULL;
 }
 
 const ct_kernels *ct_kernels_best(void) {

@@ -151,5 +151,7 @@ const ct_kernels *ct_kernels_reference(void);
 const ct_kernels *ct_kernels_best(void);
 /* Every set this CPU can run, reference first; returns the count (for tests). */
 int ct_kernels_available(const ct_kernels **out, int cap);
+/* The set called `name` if this CPU can run it, else NULL. */
+const ct_kernels *ct_kernels_by_name(const char *name);
 
 #endif
