@@ -34,6 +34,21 @@ static celer_status probe_gguf(const char *path, bool *is_gguf, celer_error *err
     return CELER_OK;
 }
 
+/* The kernel set the params ask for: the reference set, one by name, or the fastest. */
+static celer_status pick_kernels(const celer_model_params *params, const ct_kernels **out, celer_error *err) {
+    if (params->force_reference_kernels) *out = ct_kernels_reference();
+    else if (params->kernels) *out = ct_kernels_by_name(params->kernels);
+    else *out = ct_kernels_best();
+    if (*out) return CELER_OK;
+    const ct_kernels *sets[4];
+    const int n = ct_kernels_available(sets, 4);
+    char names[128] = "";
+    for (int i = 0; i < n && i < 4; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", sets[i]->name);
+    return celer_fail(err, CELER_ERR_INVALID_ARG, "kernel set '%s' is not available on this CPU (available: %s)",
+                      params->kernels, names);
+}
+
 celer_status celer_model_load(const char *path, const celer_model_params *params,
                               celer_model **out, celer_error *err) {
     if (!path || !out) return celer_fail(err, CELER_ERR_INVALID_ARG, "no model path given");
@@ -42,18 +57,10 @@ celer_status celer_model_load(const char *path, const celer_model_params *params
     if (!params) params = &defaults;
     celer_model *m = calloc(1, sizeof *m);
     if (!m) return celer_fail(err, CELER_ERR_NOMEM, "out of memory");
-    if (params->force_reference_kernels) m->kernels = ct_kernels_reference();
-    else if (params->kernels) m->kernels = ct_kernels_by_name(params->kernels);
-    else m->kernels = ct_kernels_best();
-    if (!m->kernels) {
-        const ct_kernels *sets[4];
-        const int n = ct_kernels_available(sets, 4);
-        char names[128] = "";
-        for (int i = 0; i < n && i < 4; i++)
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", sets[i]->name);
+    celer_status ks = pick_kernels(params, &m->kernels, err);
+    if (ks != CELER_OK) {
         free(m);
-        return celer_fail(err, CELER_ERR_INVALID_ARG, "kernel set '%s' is not available on this CPU (available: %s)",
-                          params->kernels, names);
+        return ks;
     }
 
     bool is_gguf = false;
