@@ -100,7 +100,7 @@ int32_t celer_model_n_layer(const celer_model *model);
 int32_t celer_model_n_ctx_train(const celer_model *model);
 /* "llama", "qwen2", "qwen3"; borrowed, lives as long as the model. */
 const char *celer_model_arch(const celer_model *model);
-/* Name of the kernel set chosen at load time: "reference", "avx2", "avx512", "avx512-vnni". */
+/* Name of the kernel set chosen at load time: "reference", "avx2" or "avx512-vnni". */
 const char *celer_model_kernels(const celer_model *model);
 /* Number of parameters (elements of all weight tensors). */
 int64_t celer_model_n_params(const celer_model *model);

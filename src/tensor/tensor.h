@@ -117,7 +117,7 @@ size_t ct_attn_scratch_floats(int32_t hd, int32_t nk);
 typedef void (*ct_swiglu_fn)(float *restrict gate, const float *restrict up, int64_t n);
 
 typedef struct ct_kernels {
-    const char *name; /* "reference", "avx2", "avx512", "avx512-vnni" */
+    const char *name; /* "reference", "avx2", "avx512-vnni" */
     /* Indexed by weight type. */
     ct_vec_dot_fn vec_dot[CELER_TYPE_TABLE_SIZE];
     ct_mul_mat_fn mul_mat[CELER_TYPE_TABLE_SIZE];
