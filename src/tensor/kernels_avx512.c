@@ -10,9 +10,10 @@
  * int->float conversion and one FMA per tile and activation row.
  *   Q4_0: 16 blocks per tile, lane = block, 8 steps (vpermt2b on plain loads, decoded in
  *     two parts of 4 steps);
- *   Q8_0: 8 blocks, lanes b and b+8 = the halves of block b, 4 steps (two vpermt2d rounds);
- *   Q4_K/Q5_K: one super-block, lanes g and g+8 = the halves of sub-block g, 4 steps (one
- *     vpermt2d per step; 6-bit scales/mins unpacked with one vpshufb);
+ *   Q8_0: 16 blocks per tile, lane = block, 8 steps (in-lane dword transposes);
+ *   Q4_K/Q5_K: two super-blocks per tile, lane = one 32-value sub-block (order k4_sub),
+ *     8 steps (in-lane dword transposes, then vpermd or vpermt2d; the 6-bit scales and mins
+ *     of both super-blocks unpacked by two vpermb);
  *   Q6_K: one super-block, lane = 16-value sub-block, 4 steps (vpermt2d + vpermd per step).
  * vpdpbusd multiplies unsigned by signed bytes, so weights are decoded unsigned (q + off) and
  * corr_i = -off * sum(a) (from the activations) removes the offset exactly. Q4_K/Q5_K mins
@@ -80,21 +81,27 @@
 #define PF_ROWS_F 8
 #endif
 #define PF_HINT _MM_HINT_T1
+#ifndef K4_SLOT_T
+#define K4_SLOT_T 4 /* Q4_K/Q5_K tiles for at most this many activation rows decode with vpermt2d */
+#endif
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 enum { TY_Q4_0, TY_Q8_0, TY_Q4_K, TY_Q5_K, TY_Q6_K };
 
-/* Q4_0: a tile is 16 blocks (512 values), lane i = block i, 8 dpbusd steps.
- * Q8_0: a tile is 8 blocks (256 values) and 4 steps; lanes b and b+8 hold the two halves of
- * block b. K-quants: a tile is one super-block (256 values) and 4 steps; a lane holds half
- * of a 32-value Q4_K/Q5_K sub-block (lanes g and g+8 share sub-block g and its scale) or one
- * 16-value Q6_K sub-block. Either way every lane has exactly one weight scale. */
-ALWAYS_INLINE int tile_values(int ty) { return ty == TY_Q4_0 ? 16 * QK4_0 : 256; }
+/* Q4_0 and Q8_0: a tile is 16 blocks (512 values), lane i = block i, 8 dpbusd steps.
+ * Q4_K/Q5_K: a tile is two super-blocks (512 values) and 8 steps; lane 8s + g holds
+ * the 32-value sub-block g of super-block s. Q6_K: a tile is one super-block and 4 steps, a
+ * lane one 16-value sub-block. Either way every lane has exactly one weight scale, and the
+ * float work (one conversion and one or two FMAs per lane and activation row) is paid once
+ * per 8 dpbusd steps where the scales allow it (Q6_K's 16-value scales do not). */
+ALWAYS_INLINE int is_k4(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K; }
+ALWAYS_INLINE int eight_steps(int ty) { return ty != TY_Q6_K; }
+ALWAYS_INLINE int tile_values(int ty) { return ty == TY_Q6_K ? QK_K : 512; }
 /* dpbusd steps per tile and activation row */
-ALWAYS_INLINE int steps(int ty) { return ty == TY_Q4_0 ? 8 : 4; }
+ALWAYS_INLINE int steps(int ty) { return eight_steps(ty) ? 8 : 4; }
 /* blocks per tile for Q4_0/Q8_0 */
-ALWAYS_INLINE int tile_blocks(int ty) { return ty == TY_Q4_0 ? 16 : 8; }
+ALWAYS_INLINE int tile_blocks(int ty) { return 16; }
 ALWAYS_INLINE int has_min(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K; }
 ALWAYS_INLINE int has_corr(int ty) { return !has_min(ty); }
 /* zmm per prepared activation tile: q[steps], da, aux (corr as int32 or dsum as float) */
@@ -103,14 +110,16 @@ ALWAYS_INLINE int azmm(int ty) { return steps(ty) + 2; }
 ALWAYS_INLINE size_t tile_bytes(int ty) {
     switch (ty) {
     case TY_Q4_0: return 16 * sizeof(block_q4_0);
-    case TY_Q8_0: return 8 * sizeof(block_q8_0);
-    case TY_Q4_K: return sizeof(block_q4_K);
-    case TY_Q5_K: return sizeof(block_q5_K);
+    case TY_Q8_0: return 16 * sizeof(block_q8_0);
+    case TY_Q4_K: return 2 * sizeof(block_q4_K);
+    case TY_Q5_K: return 2 * sizeof(block_q5_K);
     default: return sizeof(block_q6_K);
     }
 }
 
-static const int32_t lane_ids[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+/* Two Q4_K/Q5_K super-blocks make a tile; lane i holds sub-block k4_sub[i] % 8 of super-block
+ * k4_sub[i] / 8: the order the weight decoder's in-lane transposes give (k4_pair_nibbles). */
+static const int32_t k4_sub[16] = {0, 4, 8, 12, 2, 6, 10, 14, 1, 5, 9, 13, 3, 7, 11, 15};
 
 /* ---------------------------------------------------------------- reductions */
 
@@ -154,40 +163,20 @@ static void reduce_store(const __m512 *acc, int nr, int kp, float *out, int64_t 
 
 /* ---------------------------------------------------------------- activation prep */
 
-/* The quants of 8 Q8_0 blocks (weights or activations) as 4 dpbusd steps: step j, lane
- * (b, h) = (i%8, i/8) holds dword 4h + j of block b. Registers Z[p] = blocks 2p, 2p+1 (32
- * bytes each); a first vpermt2d round gathers dwords {2m, 2m+1, 4+2m, 5+2m} of blocks 0..3
- * (A[m]) and 4..7 (B[m]), a second picks each step from A[j/2], B[j/2]. */
-ALWAYS_INLINE void q8_0_steps4(const block_q8_0 *x, __m512i *P) {
-    __m512i Z[4];
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++)
-        Z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[2 * p].qs)),
-                                  _mm256_loadu_si256((const __m256i *)x[2 * p + 1].qs), 1);
-    /* lane 4bb + q of A[m]: block bb, dword (2m, 4+2m, 2m+1, 5+2m)[q] */
-    const __m512i i0 = _mm512_setr_epi32(0, 4, 1, 5, 8, 12, 9, 13, 16, 20, 17, 21, 24, 28, 25, 29);
-    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(2));
-    const __m512i A0 = _mm512_permutex2var_epi32(Z[0], i0, Z[1]), A1 = _mm512_permutex2var_epi32(Z[0], i1, Z[1]);
-    const __m512i B0 = _mm512_permutex2var_epi32(Z[2], i0, Z[3]), B1 = _mm512_permutex2var_epi32(Z[2], i1, Z[3]);
-    /* step j, lane (b, h): table A (b < 4) or B, lane 4(b%4) + 2(j%2) + h */
-    const __m512i s0 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
-    const __m512i s1 = _mm512_add_epi32(s0, _mm512_set1_epi32(2));
-    P[0] = _mm512_permutex2var_epi32(A0, s0, B0);
-    P[1] = _mm512_permutex2var_epi32(A0, s1, B0);
-    P[2] = _mm512_permutex2var_epi32(A1, s0, B1);
-    P[3] = _mm512_permutex2var_epi32(A1, s1, B1);
-}
-
-/* The quants of 16 Q8_0 blocks as 8 dpbusd steps: step j, lane i holds dword j of block i.
- * A transpose of 16 blocks x 8 dwords in three vpermt2d rounds: Z[p] = blocks 2p, 2p+1;
- * U[q][k] = dwords 4k..4k+3 of blocks 4q..4q+3 (lane 4(j%4) + block%4); V[r][k][m] =
- * dwords 4k+2m, 4k+2m+1 of blocks 8r..8r+7 (lane 8(j%2) + block%8); then each step. */
-ALWAYS_INLINE void q8_0_steps8(const block_q8_0 *x, __m512i *P) {
+/* 16 runs of 32 quant bytes as 8 dpbusd steps: step j, lane i holds dword j of run i; runs
+ * 0..7 start at b0 + i * stride, runs 8..15 at b1 + (i - 8) * stride (16 Q8_0 blocks, or the
+ * 32-value sub-blocks of two Q8_K super-blocks). A transpose of 16 runs x 8 dwords in three
+ * vpermt2d rounds: Z[p] = runs 2p, 2p+1; U[q][k] = dwords 4k..4k+3 of runs 4q..4q+3 (lane
+ * 4(j%4) + run%4); V[r][k][m] = dwords 4k+2m, 4k+2m+1 of runs 8r..8r+7 (lane 8(j%2) +
+ * run%8); then each step. */
+ALWAYS_INLINE void runs_steps8(const int8_t *b0, const int8_t *b1, size_t stride, __m512i *P) {
     __m512i Z[8], U[4][2], V[2][2][2];
 #pragma GCC unroll 8
-    for (int p = 0; p < 8; p++)
-        Z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[2 * p].qs)),
-                                  _mm256_loadu_si256((const __m256i *)x[2 * p + 1].qs), 1);
+    for (int p = 0; p < 8; p++) {
+        const int8_t *r = (p < 4 ? b0 : b1) + (size_t)(2 * p % 8) * stride;
+        Z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)r)),
+                                  _mm256_loadu_si256((const __m256i *)(r + stride)), 1);
+    }
     const __m512i ia[2] = {_mm512_setr_epi32(0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27),
                            _mm512_setr_epi32(4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31)};
     const __m512i ib[2] = {_mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23),
@@ -211,50 +200,46 @@ ALWAYS_INLINE void q8_0_steps8(const block_q8_0 *x, __m512i *P) {
         }
 }
 
-/* Q8_0 activations for a Q4_0 tile (lane i = block i, 8 steps, weight offset 8) or a Q8_0
- * tile (lane i = half i/8 of block i%8, 4 steps, weight offset 128); nvalid blocks, the rest
- * read as zero blocks. Shuffles only: no gathers (slow on AMD). */
+/* Q8_0 activations for a Q4_0 tile (weight offset 8) or a Q8_0 tile (offset 128): lane i =
+ * block i, step j = its dword j; nvalid blocks, the rest read as zero blocks. Shuffles only:
+ * no gathers (slow on AMD). */
 static void prep_q8_0(int q8, const block_q8_0 *a, int nvalid, __m512i *p) {
-    const int nb = q8 ? 8 : 16, S = q8 ? 4 : 8;
     _Alignas(64) block_q8_0 pad[16];
-    if (nvalid < nb) {
+    if (nvalid < 16) {
         memset(pad, 0, sizeof pad);
         memcpy(pad, a, (size_t)nvalid * sizeof *a);
         a = pad;
     }
-    __m512 d;
-    if (q8) {
-        q8_0_steps4(a, p);
-        d = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_cvtph_ps(fp16_scales8(a, sizeof *a)))));
-    } else {
-        q8_0_steps8(a, p);
-        d = _mm512_cvtph_ps(_mm256_set_m128i(fp16_scales8(a + 8, sizeof *a), fp16_scales8(a, sizeof *a)));
-    }
+    runs_steps8(a[0].qs, a[8].qs, sizeof *a, p);
+    const __m512 d = _mm512_cvtph_ps(_mm256_set_m128i(fp16_scales8(a + 8, sizeof *a), fp16_scales8(a, sizeof *a)));
     const __m512i ones = _mm512_set1_epi8(1);
     __m512i sum = _mm512_setzero_si512();
-    for (int j = 0; j < S; j++) sum = _mm512_dpbusd_epi32(sum, ones, p[j]);
-    p[S] = _mm512_castps_si512(d);
-    p[S + 1] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, q8 ? 7 : 3));
+    for (int j = 0; j < 8; j++) sum = _mm512_dpbusd_epi32(sum, ones, p[j]);
+    p[8] = _mm512_castps_si512(d);
+    p[9] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, q8 ? 7 : 3));
 }
 
-/* Q8_K activations for Q4_K/Q5_K, one super-block: lane i = (sub-block g = i%8, half
- * h = i/8); step j reads dword 8g + 4h + j of the quants. The sub-block sums (for the mins)
- * go to lanes 0..7 only, so each is counted once. */
-static void prep_q8_K_k4(const block_q8_K *a, __m512i *p) {
-    /* one index serves both halves of the quants: lanes g < 4 take dword 8g + 4h + j of
-     * quants 0..127, lanes g >= 4 dword 8(g-4) + 4h + j of quants 128..255; a blend joins them */
-    const __m512i q0 = _mm512_loadu_si512(a->qs), q1 = _mm512_loadu_si512(a->qs + 64);
-    const __m512i q2 = _mm512_loadu_si512(a->qs + 128), q3 = _mm512_loadu_si512(a->qs + 192);
-    const __m512i idx = _mm512_setr_epi32(0, 8, 16, 24, 0, 8, 16, 24, 4, 12, 20, 28, 4, 12, 20, 28);
-    for (int j = 0; j < 4; j++) {
-        const __m512i ij = _mm512_add_epi32(idx, _mm512_set1_epi32(j));
-        p[j] = _mm512_mask_blend_epi32(0xF0F0, _mm512_permutex2var_epi32(q0, ij, q1),
-                                       _mm512_permutex2var_epi32(q2, ij, q3));
+/* Q8_K activations for Q4_K/Q5_K, two super-blocks (nvalid of them, a missing second one
+ * reads as zeros): lane 8s + g = sub-block g of super-block s, step j its dword j; then the
+ * scales d_s and the scaled sub-block sums d_s * sum(a) that meet the mins. */
+static void prep_q8_K_pair(const block_q8_K *a, int nvalid, __m512i *p) {
+    block_q8_K pad[2];
+    if (nvalid < 2) {
+        memset(pad, 0, sizeof pad);
+        pad[0] = a[0];
+        a = pad;
     }
-    __m256i sum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsums), _mm256_set1_epi16(1));
-    const __m512 d = _mm512_set1_ps(a->d);
-    p[4] = _mm512_castps_si512(d);
-    p[5] = _mm512_castps_si512(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_zextsi256_si512(sum))));
+    runs_steps8(a[0].qs, a[1].qs, 32, p); /* lane 8s + g */
+    const __m512i order = _mm512_loadu_si512(k4_sub);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) p[j] = _mm512_permutexvar_epi32(order, p[j]);
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m512i sum = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a[0].bsums), ones)),
+        _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a[1].bsums), ones), 1);
+    const __m512 d = _mm512_insertf32x8(_mm512_set1_ps(a[0].d), _mm256_set1_ps(a[1].d), 1);
+    p[8] = _mm512_castps_si512(_mm512_permutexvar_ps(order, d));
+    p[9] = _mm512_castps_si512(_mm512_permutexvar_ps(order, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sum))));
 }
 
 /* Q8_K activations for Q6_K: groups of 16, one super-block per tile, offset 32. */
@@ -284,7 +269,11 @@ ALWAYS_INLINE void prep_tile(int ty, const void *act, int64_t n, int64_t tile, _
         break;
     }
     case TY_Q6_K: prep_q8_K_16((const block_q8_K *)act + tile, p); break;
-    default: prep_q8_K_k4((const block_q8_K *)act + tile, p); break;
+    default: {
+        const int64_t left = n / QK_K - 2 * tile;
+        prep_q8_K_pair((const block_q8_K *)act + 2 * tile, left < 2 ? (int)left : 2, p);
+        break;
+    }
     }
 }
 
@@ -339,55 +328,136 @@ ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, int q, __m512i *W, __m512 *D) {
     if (q == 0) *D = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi8(0xffff0000ull, S[0], S[1])));
 }
 
-/* 8 Q8_0 weight blocks, bytes biased to unsigned (q + 128), in the lanes q8_0_steps4 gives. */
-ALWAYS_INLINE void dec_q8_0(const block_q8_0 *x, __m512i *W, __m512 *D) {
-    q8_0_steps4(x, W);
-    const __m512i bias = _mm512_set1_epi8((char)0x80);
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) W[j] = _mm512_xor_si512(W[j], bias);
-    *D = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_cvtph_ps(fp16_scales8(x, sizeof *x)))));
-}
-
-/* Q4_K/Q5_K scales and negated mins (k4_scales8) for lanes (g, h) = (i%8, i/8). 8 lanes are
- * enough until the end, and a ymm operation costs half a zmm one on Zen 4. */
-ALWAYS_INLINE void k4_scales(const uint8_t *hdr, __m512 *D, __m512 *M) {
-    __m256 d8, m8;
-    k4_scales8(hdr, &d8, &m8);
-    *D = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(d8))); /* lanes g and g + 8 */
-    *M = _mm512_zextps256_ps512(m8); /* lanes 8..15 meet zero activation sums */
-}
-
-/* Nibbles of Q4_K/Q5_K for step j, lane (g, h): dword 4h + j of the 32-byte chunk g/2, low
- * nibble for even g, high for odd g. The 128 bytes of quants are two registers, so one
- * vpermt2d picks every lane's dword. */
-ALWAYS_INLINE __m512i k4_nibbles(__m512i q0, __m512i q1, int j) {
-    const __m512i idx = _mm512_add_epi32(
-        _mm512_setr_epi32(0, 0, 8, 8, 16, 16, 24, 24, 4, 4, 12, 12, 20, 20, 28, 28), _mm512_set1_epi32(j));
-    const __m512i raw = _mm512_permutex2var_epi32(q0, idx, q1);
-    return _mm512_and_si512(_mm512_mask_srli_epi32(raw, 0xAAAA, raw, 4), _mm512_set1_epi8(0x0f));
-}
-
-ALWAYS_INLINE void dec_q4_K(const block_q4_K *x, __m512i *W, __m512 *D, __m512 *M) {
-    const __m512i q0 = _mm512_loadu_si512(x->qs), q1 = _mm512_loadu_si512(x->qs + 64);
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) W[j] = k4_nibbles(q0, q1, j);
-    k4_scales((const uint8_t *)x, D, M);
-}
-
-/* Q5_K: the fifth bit of value l of sub-block g is bit g of qh[l]; lane (g, h) at step j
- * covers l = 16h + 4j .. +3, i.e. dword 4h + j of qh. */
-ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, __m512i *W, __m512 *D, __m512 *M) {
-    const __m512i q0 = _mm512_loadu_si512(x->qs), q1 = _mm512_loadu_si512(x->qs + 64);
-    const __m512i qh = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x->qh));
-    const __m512i g = _mm512_and_si512(_mm512_loadu_si512(lane_ids), _mm512_set1_epi32(7));
-    const __m512i hidx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        __m512i h = _mm512_permutexvar_epi32(_mm512_add_epi32(hidx, _mm512_set1_epi32(j)), qh);
-        h = _mm512_and_si512(_mm512_srlv_epi32(h, g), _mm512_set1_epi8(1)); /* bit g of each byte */
-        W[j] = _mm512_or_si512(k4_nibbles(q0, q1, j), _mm512_slli_epi32(h, 4));
+/* 16 Q8_0 weight blocks, lane i = block i, bytes biased to unsigned (q + 128), part q:
+ * W[u] = step j = 4m + d with m = u >> 1, d = 2q + (u & 1) (step_of), dword j of each block's
+ * quants. Y[p] = the quants of blocks a and a + 4 (a = p < 4 ? p : p + 4); a 4x4 dword
+ * transpose inside each 128-bit lane (unpacks) gives, per d, B[h] with lane 4L + c = dword
+ * 4 (L % 2) + d of block a(4h + c) + 4 (L / 2); one vshufi64x2 joins the lanes with L % 2 = m
+ * of B[0] and B[1] in block order. In-lane shuffles only: on Zen 4 the vpermt2d of a full
+ * transpose compete with vpdpbusd, these do not. */
+ALWAYS_INLINE void dec_q8_0(const block_q8_0 *x, int q, __m512i *W, __m512 *D) {
+    __m512i Y[8], A[4];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) {
+        const int a = p < 4 ? p : p + 4;
+        Y[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[a].qs)),
+                                  _mm256_loadu_si256((const __m256i *)x[a + 4].qs), 1);
     }
-    k4_scales((const uint8_t *)x, D, M);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+        A[k] = q ? _mm512_unpackhi_epi32(Y[2 * k], Y[2 * k + 1]) : _mm512_unpacklo_epi32(Y[2 * k], Y[2 * k + 1]);
+    const __m512i B[2][2] = {{_mm512_unpacklo_epi64(A[0], A[1]), _mm512_unpacklo_epi64(A[2], A[3])},
+                             {_mm512_unpackhi_epi64(A[0], A[1]), _mm512_unpackhi_epi64(A[2], A[3])}};
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    W[0] = _mm512_xor_si512(_mm512_shuffle_i64x2(B[0][0], B[0][1], _MM_SHUFFLE(2, 0, 2, 0)), bias);
+    W[1] = _mm512_xor_si512(_mm512_shuffle_i64x2(B[1][0], B[1][1], _MM_SHUFFLE(2, 0, 2, 0)), bias);
+    W[2] = _mm512_xor_si512(_mm512_shuffle_i64x2(B[0][0], B[0][1], _MM_SHUFFLE(3, 1, 3, 1)), bias);
+    W[3] = _mm512_xor_si512(_mm512_shuffle_i64x2(B[1][0], B[1][1], _MM_SHUFFLE(3, 1, 3, 1)), bias);
+    if (q == 0) *D = _mm512_cvtph_ps(_mm256_set_m128i(fp16_scales8(x + 8, sizeof *x), fp16_scales8(x, sizeof *x)));
+}
+
+/* Header byte picked for lane i of the scales (i < 16) and mins (i >= 16) of two super-blocks,
+ * H = [header of super-block 0 | header of 1] (16 bytes each: fp16 d, fp16 dmin, 12 bytes s;
+ * sub-block g = k4_sub[i % 16] % 8 of super-block sb = k4_sub[i % 16] / 8, base = 16 sb + 4):
+ *   k4_lo: scales base + (g < 4 ? g : g + 4), mins base + g + 4 (s[g], s[g+4] of k4_scales8)
+ *   k4_hi: the byte whose top two bits complete g >= 4: scales base + g - 4, mins base + g
+ * (lanes with g < 4, the odd ones, are zeroed instead). */
+static const uint8_t k4_lo[32] = {4, 12, 20, 28, 6, 14, 22, 30, 5, 13, 21, 29, 7, 15, 23, 31,
+                                  8, 12, 24, 28, 10, 14, 26, 30, 9, 13, 25, 29, 11, 15, 27, 31};
+static const uint8_t k4_hi[32] = {0, 4, 0, 20, 0, 6, 0, 22, 0, 5, 0, 21, 0, 7, 0, 23,
+                                  0, 8, 0, 24, 0, 10, 0, 26, 0, 9, 0, 25, 0, 11, 0, 27};
+
+/* Q4_K/Q5_K scales d*sc and negated mins -dmin*m (as k4_scales8, the same float operations)
+ * of two super-blocks `bytes` apart, in the tile's lane order: the 6-bit fields of both
+ * headers unpacked by two byte permutes and a few logic operations, instead of two rounds of
+ * general-register work (which took a quarter of a one-row pass). */
+ALWAYS_INLINE void k4_scales_pair(const uint8_t *hdr, size_t bytes, __m512 *D, __m512 *M) {
+    const __m256i H = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)hdr)),
+                                              _mm_loadu_si128((const __m128i *)(hdr + bytes)), 1);
+    const __m256i lo = _mm256_permutexvar_epi8(_mm256_loadu_si256((const __m256i *)k4_lo), H);
+    const __m256i hi = _mm256_maskz_permutexvar_epi8(0xAAAAAAAAu, _mm256_loadu_si256((const __m256i *)k4_hi), H);
+    /* g < 4: 6 bits of lo; g >= 4: 4 bits of lo (the mins' high nibble) and 2 of hi */
+    __m256i v = _mm256_and_si256(lo, _mm256_set1_epi16(0x0f3f));
+    v = _mm256_mask_blend_epi8(0xAAAA0000u, v, _mm256_and_si256(_mm256_srli_epi16(lo, 4), _mm256_set1_epi8(0x0f)));
+    v = _mm256_or_si256(v, _mm256_and_si256(_mm256_srli_epi16(hi, 2), _mm256_set1_epi8(0x30)));
+    uint32_t w[2];
+    memcpy(&w[0], hdr, 4);
+    memcpy(&w[1], hdr + bytes, 4);
+    const __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)(w[0] | (uint64_t)w[1] << 32))));
+    const __m512i sb2 = _mm512_set4_epi32(2, 2, 0, 0); /* 2 * super-block of each lane */
+    const __m512 d = _mm512_permutexvar_ps(sb2, dd);
+    const __m512 dmin = _mm512_permutexvar_ps(_mm512_add_epi32(sb2, _mm512_set1_epi32(1)), dd);
+    *D = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(v))), d);
+    *M = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(v, 1))),
+                       _mm512_sub_ps(_mm512_setzero_ps(), dmin));
+}
+
+/* Nibbles of two Q4_K/Q5_K super-blocks (quants at qs0, qs1), part q: W[u] = step
+ * j = 4h + j' with h = u >> 1, j' = 2q + (u & 1) (step_of), i.e. values 4j .. 4j + 3 of each
+ * lane's sub-block. Sub-block g is the low (even g) or high (odd g) nibbles of the 32-byte
+ * chunk g / 2. X[p] = bytes 64 (p % 2) .. + 63 of super-block p / 2; a 4x4 dword transpose
+ * inside each 128-bit lane L (unpacks) gives Z[j' % 2] with lane 4L + p = dword 4 (L % 2) + j'
+ * of chunk 2 (p % 2) + L / 2 of super-block p / 2. Step (h, j') takes the 8 lanes with
+ * L % 2 = h, twice: lanes i < 8 keep the low nibbles, i >= 8 the high ones, which is the lane
+ * order of k4_sub (lane i = 8 nib + 4 (L / 2) + p). `slot`: one vpermt2d per step picks from
+ * Z and Z >> 4 (fewer instructions in all: for few activation rows); otherwise vpermd, a
+ * masked shift and an and, none of which compete with vpdpbusd on Zen 4 (for many rows,
+ * where the dpbusd pipes are the bound). Both give the same bytes. */
+ALWAYS_INLINE void k4_pair_nibbles(const uint8_t *qs0, const uint8_t *qs1, int q, int slot, __m512i *W) {
+    const __m512i X0 = _mm512_loadu_si512(qs0), X1 = _mm512_loadu_si512(qs0 + 64);
+    const __m512i X2 = _mm512_loadu_si512(qs1), X3 = _mm512_loadu_si512(qs1 + 64);
+    const __m512i a01 = q ? _mm512_unpackhi_epi32(X0, X1) : _mm512_unpacklo_epi32(X0, X1);
+    const __m512i a23 = q ? _mm512_unpackhi_epi32(X2, X3) : _mm512_unpacklo_epi32(X2, X3);
+    const __m512i Z[2] = {_mm512_unpacklo_epi64(a01, a23), _mm512_unpackhi_epi64(a01, a23)};
+    const __m512i lo = _mm512_set1_epi8(0x0f);
+    const __m512i idx0 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 0, 1, 2, 3, 8, 9, 10, 11);
+    if (slot) {
+        const __m512i Zs[2] = {_mm512_srli_epi32(Z[0], 4), _mm512_srli_epi32(Z[1], 4)};
+        const __m512i idx2 = _mm512_add_epi32(idx0, _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16));
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            const __m512i idx = _mm512_add_epi32(idx2, _mm512_set1_epi32(4 * (u >> 1)));
+            W[u] = _mm512_and_si512(_mm512_permutex2var_epi32(Z[u & 1], idx, Zs[u & 1]), lo);
+        }
+        return;
+    }
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; u++) {
+        const __m512i idx = _mm512_add_epi32(idx0, _mm512_set1_epi32(4 * (u >> 1)));
+        const __m512i raw = _mm512_permutexvar_epi32(idx, Z[u & 1]);
+        W[u] = _mm512_and_si512(_mm512_mask_srli_epi32(raw, 0xFF00, raw, 4), lo);
+    }
+}
+
+ALWAYS_INLINE void dec_q4_K(const block_q4_K *x, int q, int slot, __m512i *W, __m512 *D, __m512 *M) {
+    k4_pair_nibbles(x[0].qs, x[1].qs, q, slot, W);
+    if (q == 0) k4_scales_pair((const uint8_t *)x, sizeof *x, D, M);
+}
+
+/* Q5_K: the fifth bit of value l of sub-block g is bit g of qh[l]; at step j a lane covers
+ * l = 4j .. 4j + 3, i.e. dword j of its super-block's qh. */
+ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, int q, int slot, __m512i *W, __m512 *D, __m512 *M) {
+    k4_pair_nibbles(x[0].qs, x[1].qs, q, slot, W);
+    const __m512i qh = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[0].qh)),
+                                          _mm256_loadu_si256((const __m256i *)x[1].qh), 1);
+    const __m512i sub = _mm512_loadu_si512(k4_sub);
+    const __m512i g = _mm512_and_si512(sub, _mm512_set1_epi32(7));
+    const __m512i hidx = _mm512_andnot_si512(_mm512_set1_epi32(7), sub); /* 8 * super-block */
+    /* `slot`: one rotation right by g - 4 brings bit g of every byte to its bit 4 (fewer
+     * instructions; vprord competes with vpdpbusd on Zen 4); otherwise shifts. */
+    const __m512i rot = _mm512_and_si512(_mm512_sub_epi32(g, _mm512_set1_epi32(4)), _mm512_set1_epi32(31));
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; u++) {
+        const int j = 4 * (u >> 1) + 2 * q + (u & 1);
+        const __m512i h = _mm512_permutexvar_epi32(_mm512_add_epi32(hidx, _mm512_set1_epi32(j)), qh);
+        if (slot) {
+            W[u] = _mm512_ternarylogic_epi32(_mm512_rorv_epi32(h, rot), _mm512_set1_epi8(0x10), W[u], 0xEA);
+        } else {
+            const __m512i b = _mm512_and_si512(_mm512_srlv_epi32(h, g), _mm512_set1_epi8(1)); /* bit g */
+            W[u] = _mm512_or_si512(W[u], _mm512_slli_epi32(b, 4));
+        }
+    }
+    if (q == 0) k4_scales_pair((const uint8_t *)x, sizeof *x, D, M);
 }
 
 /* One Q6_K super-block = 16 groups of 16. Group i: half n = i/8, quarter qq = (i%8)/2,
@@ -419,29 +489,31 @@ ALWAYS_INLINE void dec_q6_K(const block_q6_K *x, __m512i *W, __m512 *D) {
 }
 
 /* Parts a tile is decoded in (4 steps each) and the activation step of W[u] of part q. */
-ALWAYS_INLINE int parts(int ty) { return ty == TY_Q4_0 ? 2 : 1; }
-ALWAYS_INLINE int step_of(int ty, int q, int u) { return ty == TY_Q4_0 ? 2 * q + (u & 1) + 4 * (u >> 1) : u; }
+ALWAYS_INLINE int parts(int ty) { return eight_steps(ty) ? 2 : 1; }
+ALWAYS_INLINE int step_of(int ty, int q, int u) { return eight_steps(ty) ? 2 * q + (u & 1) + 4 * (u >> 1) : u; }
 
-/* Bytes of tile `tile` of a weight row of n values; a partial last Q4_0/Q8_0 tile is copied to
- * `pad` with zero blocks after it (zero scales make the padding contribute exactly nothing). */
+/* Bytes of tile `tile` of a weight row of n values; a partial last tile (Q4_0, Q8_0, or a
+ * lone last Q4_K/Q5_K super-block) is copied to `pad` with zero blocks after it (zero scales
+ * make the padding contribute exactly nothing). */
+#define PAD_BYTES (16 * sizeof(block_q8_0)) /* >= 16 Q4_0 blocks or 2 K-quant blocks */
 ALWAYS_INLINE const char *tile_src(int ty, const char *row, int64_t tile, int64_t n, char *pad) {
     const char *src = row + tile * (int64_t)tile_bytes(ty);
-    if (ty != TY_Q4_0 && ty != TY_Q8_0) return src;
-    const int64_t left = n / QK8_0 - tile * tile_blocks(ty);
-    if (left >= tile_blocks(ty)) return src;
-    const size_t bsz = ty == TY_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
-    memset(pad, 0, 16 * sizeof(block_q4_0));
-    memcpy(pad, src, (size_t)left * bsz);
+    if (ty == TY_Q6_K) return src;
+    const int64_t per = is_k4(ty) ? 2 : tile_blocks(ty); /* blocks per tile */
+    const int64_t left = is_k4(ty) ? n / QK_K - 2 * tile : n / QK8_0 - tile * per;
+    if (left >= per) return src;
+    memset(pad, 0, PAD_BYTES);
+    memcpy(pad, src, (size_t)left * (tile_bytes(ty) / (size_t)per));
     return pad;
 }
 
 /* Part q of a tile: W[0..3] for steps step_of(ty, q, 0..3); part 0 also sets D (and M). */
-ALWAYS_INLINE void dec_part(int ty, const char *src, int q, __m512i *W, __m512 *D, __m512 *M) {
+ALWAYS_INLINE void dec_part(int ty, const char *src, int q, int slot, __m512i *W, __m512 *D, __m512 *M) {
     switch (ty) {
     case TY_Q4_0: dec_q4_0((const block_q4_0 *)src, q, W, D); return;
-    case TY_Q8_0: dec_q8_0((const block_q8_0 *)src, W, D); return;
-    case TY_Q4_K: dec_q4_K((const block_q4_K *)src, W, D, M); return;
-    case TY_Q5_K: dec_q5_K((const block_q5_K *)src, W, D, M); return;
+    case TY_Q8_0: dec_q8_0((const block_q8_0 *)src, q, W, D); return;
+    case TY_Q4_K: dec_q4_K((const block_q4_K *)src, q, slot, W, D, M); return;
+    case TY_Q5_K: dec_q5_K((const block_q5_K *)src, q, slot, W, D, M); return;
     default: dec_q6_K((const block_q6_K *)src, W, D); return;
     }
 }
@@ -479,7 +551,7 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
         for (int r = 0; r < R; r++)
             for (int t = 0; t < T; t++) io[r * iostride + t] = _mm512_setzero_ps();
     for (int c = 0; c < cn; c++) {
-        _Alignas(64) char pad[2][16 * sizeof(block_q4_0)];
+        _Alignas(64) char pad[2][PAD_BYTES];
         const char *src[2] = {NULL, NULL};
         __m512 D[2], M[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
         const __m512i *a = sa + (size_t)c * tstride;
@@ -516,7 +588,7 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
                     for (int u = 0; u < 4; u++) W[r][u] = wb[4 * q + u];
                     if (q == 0) D[r] = _mm512_castsi512_ps(wb[8]), M[r] = _mm512_castsi512_ps(wb[9]);
                 } else {
-                    dec_part(ty, src[r], q, W[r], &D[r], &M[r]);
+                    dec_part(ty, src[r], q, T <= K4_SLOT_T, W[r], &D[r], &M[r]);
                     if (mode == WB_STORE) {
 #pragma GCC unroll 4
                         for (int u = 0; u < 4; u++) wb[4 * q + u] = W[r][u];

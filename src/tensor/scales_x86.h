@@ -1,7 +1,8 @@
 /*
- * Block-scale unpacking shared by the AVX2 and AVX-512 kernel sets (AVX2 + F16C code, so it
- * compiles in either). General registers do the byte juggling, which runs beside the vector
- * units; gathers would cost ~20 cycles each on AMD Zen.
+ * Block-scale unpacking for the x86 kernel sets (AVX2 + F16C code, so it compiles in either):
+ * fp16_scales8 serves both, k4_scales8 the AVX2 set (the AVX-512 set unpacks the K-quant
+ * scales of two super-blocks at once with byte permutes). General registers do the byte
+ * juggling, which runs beside the vector units; gathers would cost ~20 cycles each on AMD Zen.
  */
 #ifndef CELER_TENSOR_SCALES_X86_H
 #define CELER_TENSOR_SCALES_X86_H
