@@ -186,6 +186,47 @@ TEST(kernels_mul_mat_vs_reference) {
     }
 }
 
+/* A set's shared activation preparation (prep + mul_mat_prepped, what the engine uses so that
+ * a product's work items share one layout) gives mul_mat's results bit for bit: every type
+ * that has one, awkward lengths, k = 1..17 and 32, 33 (three groups of rows), row sub-ranges. */
+TEST(kernels_mul_mat_prepped_equals_mul_mat) {
+    const ct_kernels *sets[8];
+    int nsets = kt_sets(sets), checked = 0;
+    const int ks[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 32, 33};
+    for (int ti = 0; ti < KT_NTYPES; ti++) {
+        const int32_t type = kt_weight_types[ti];
+        int64_t len[8];
+        int nl = kt_lengths(type, len);
+        for (int li = 0; li < nl; li++) {
+            kt_case c;
+            REQUIRE(kt_case_init(&c, type, len[li], 7, 33));
+            for (int s = 0; s < nsets; s++) {
+                const ct_kernels *K = sets[s];
+                if (!K->prep[type]) continue;
+                REQUIRE(K->prep_size[type] && K->mul_mat_prepped[type]);
+                void *buf = aligned_alloc(64, (K->prep_size[type](c.n, 33) + 63) & ~(size_t)63);
+                float *want = calloc((size_t)c.rows * 33, sizeof(float)), *got = calloc((size_t)c.rows * 33, sizeof(float));
+                REQUIRE(buf && want && got);
+                for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+                    const int k = ks[ki], r0 = ki % 2, r1 = c.rows - (int)(ki % 3);
+                    K->mul_mat[type](c.n, c.w, c.wrow, r0, r1, c.a, c.arow, k, want, c.rows);
+                    K->prep[type](c.n, c.a, c.arow, k, buf);
+                    K->mul_mat_prepped[type](c.n, c.w, c.wrow, r0, r1, buf, k, got, c.rows);
+                    for (int t = 0; t < k; t++)
+                        if (memcmp(want + (size_t)t * c.rows + r0, got + (size_t)t * c.rows + r0,
+                                   sizeof(float) * (size_t)(r1 - r0)))
+                            test_fail_at(__FILE__, __LINE__, "%s %s n=%lld k=%d: activation row %d differs",
+                                         K->name, celer_type_name(type), (long long)c.n, k, t);
+                }
+                checked++;
+                free(buf), free(want), free(got);
+            }
+            kt_case_free(&c);
+        }
+    }
+    printf("    %d (set, type, length) cases with a shared preparation\n", checked);
+}
+
 /* Row sub-ranges write exactly their rows (and one-row ranges work). */
 TEST(kernels_mul_mat_subrange) {
     const ct_kernels *sets[8];

@@ -652,25 +652,56 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
         else ROW_TILES_R(1, MODE);                                                             \
     } while (0)
 
+ALWAYS_INLINE int64_t n_tiles(int ty, int64_t n) { return (n + tile_values(ty) - 1) / tile_values(ty); }
+
+/* Where the prepared activations of rows t0 .. t0 + KB (one group of at most KB rows) start in
+ * a whole product's preparation: groups of ntiles x KB x azmm zmm, inside a group [tile][row]
+ * [azmm] with as many rows as the group has. */
+ALWAYS_INLINE size_t prep_group_zmm(int ty, int64_t n, int64_t t0) {
+    return (size_t)(t0 / KB) * (size_t)n_tiles(ty, n) * KB * (size_t)azmm(ty);
+}
+
+ALWAYS_INLINE size_t prep_bytes(int ty, int64_t n, int32_t k) {
+    return prep_group_zmm(ty, n, (int64_t)k + KB - 1) * sizeof(__m512i);
+}
+
+/* Tiles [c0, c0 + nc) of activation rows t0 .. t0 + kp into dst ([tile][row][azmm]). */
+ALWAYS_INLINE void prep_tiles(int ty, int64_t n, const void *act, size_t act_stride, int64_t t0, int kp,
+                              int64_t c0, int64_t nc, __m512i *dst) {
+    const int AZ = azmm(ty);
+    const char *a0 = (const char *)act + (size_t)t0 * act_stride;
+    for (int64_t c = 0; c < nc; c++)
+        for (int t = 0; t < kp; t++) prep_tile(ty, a0 + (size_t)t * act_stride, n, c0 + c, dst + ((size_t)c * kp + t) * AZ);
+}
+
+ALWAYS_INLINE void prep_all(int ty, int64_t n, const void *act, size_t act_stride, int32_t k, void *dst) {
+    for (int64_t t0 = 0; t0 < k; t0 += KB) {
+        const int kp = (int)(k - t0 < KB ? k - t0 : KB);
+        prep_tiles(ty, n, act, act_stride, t0, kp, 0, n_tiles(ty, n), (__m512i *)dst + prep_group_zmm(ty, n, t0));
+    }
+}
+
+/* The product over rows [r0, r1) from activations in the vec_dot type (act, prepared here span
+ * by span) or already prepared for the whole product (prepped, from prep_all). */
 ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w_stride,
                              int64_t r0, int64_t r1, const void *restrict act, size_t act_stride,
-                             int32_t k, float *restrict out, int64_t ld) {
+                             const void *restrict prepped, int32_t k, float *restrict out, int64_t ld) {
     if (r1 <= r0 || k <= 0) return;
     const int AZ = azmm(ty);
-    const int64_t ntiles = (n + tile_values(ty) - 1) / tile_values(ty);
+    const int64_t ntiles = n_tiles(ty, n);
     const int64_t st = SC_VALUES / tile_values(ty); /* tiles per span */
     for (int64_t t0 = 0; t0 < k; t0 += KB) {
         const int kp = (int)(k - t0 < KB ? k - t0 : KB);
-        const char *a0 = (const char *)act + (size_t)t0 * act_stride;
         float *o0 = out + t0 * ld;
         for (int64_t s0 = 0; s0 < ntiles; s0 += st) {
             const int ns = (int)(ntiles - s0 < st ? ntiles - s0 : st);
             /* prepared activations of the span: [tile][row][azmm] */
-            __m512i scratch[(size_t)ns * kp * AZ];
-            for (int c = 0; c < ns; c++)
-                for (int t = 0; t < kp; t++)
-                    prep_tile(ty, a0 + (size_t)t * act_stride, n, s0 + c,
-                              scratch + ((size_t)c * kp + t) * AZ);
+            __m512i local[prepped ? 1 : (size_t)ns * kp * AZ];
+            const __m512i *scratch = local;
+            if (prepped)
+                scratch = (const __m512i *)prepped + prep_group_zmm(ty, n, t0) + (size_t)s0 * kp * AZ;
+            else
+                prep_tiles(ty, n, act, act_stride, t0, kp, s0, ns, local);
             int C = L1_ACT / (kp * AZ * 64);
             if (C < 1) C = 1;
             if (C > ns) C = ns;
@@ -705,7 +736,17 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
     static void mul_mat_##name(int64_t n, const void *restrict w, size_t w_stride, int64_t r0, \
                                int64_t r1, const void *restrict act, size_t act_stride,        \
                                int32_t k, float *restrict out, int64_t ld) {                   \
-        mul_mat_q(ty, n, w, w_stride, r0, r1, act, act_stride, k, out, ld);                    \
+        mul_mat_q(ty, n, w, w_stride, r0, r1, act, act_stride, NULL, k, out, ld);              \
+    }                                                                                          \
+    static void mul_mat_prepped_##name(int64_t n, const void *restrict w, size_t w_stride,     \
+                                       int64_t r0, int64_t r1, const void *restrict prepped,   \
+                                       int32_t k, float *restrict out, int64_t ld) {           \
+        mul_mat_q(ty, n, w, w_stride, r0, r1, NULL, 0, prepped, k, out, ld);                   \
+    }                                                                                          \
+    static size_t prep_size_##name(int64_t n, int32_t k) { return prep_bytes(ty, n, k); }    \
+    static void prep_all_##name(int64_t n, const void *restrict act, size_t act_stride,       \
+                                int32_t k, void *restrict dst) {                               \
+        prep_all(ty, n, act, act_stride, k, dst);                                              \
     }                                                                                          \
     static void vec_dot_##name(int64_t n, float *restrict s, const void *restrict x,          \
                                const void *restrict y) {                                       \
@@ -1046,6 +1087,30 @@ static void swiglu(float *restrict gate, const float *restrict up, int64_t n) {
                 [CELER_TYPE_Q4_K] = mul_mat_q4_K,                                              \
                 [CELER_TYPE_Q5_K] = mul_mat_q5_K,                                              \
                 [CELER_TYPE_Q6_K] = mul_mat_q6_K,                                              \
+            },                                                                                 \
+        .prep_size =                                                                        \
+            {                                                                                  \
+                [CELER_TYPE_Q8_0] = prep_size_q8_0,                                              \
+                [CELER_TYPE_Q4_0] = prep_size_q4_0,                                              \
+                [CELER_TYPE_Q4_K] = prep_size_q4_K,                                              \
+                [CELER_TYPE_Q5_K] = prep_size_q5_K,                                              \
+                [CELER_TYPE_Q6_K] = prep_size_q6_K,                                              \
+            },                                                                                 \
+        .prep =                                                                        \
+            {                                                                                  \
+                [CELER_TYPE_Q8_0] = prep_all_q8_0,                                              \
+                [CELER_TYPE_Q4_0] = prep_all_q4_0,                                              \
+                [CELER_TYPE_Q4_K] = prep_all_q4_K,                                              \
+                [CELER_TYPE_Q5_K] = prep_all_q5_K,                                              \
+                [CELER_TYPE_Q6_K] = prep_all_q6_K,                                              \
+            },                                                                                 \
+        .mul_mat_prepped =                                                                        \
+            {                                                                                  \
+                [CELER_TYPE_Q8_0] = mul_mat_prepped_q8_0,                                              \
+                [CELER_TYPE_Q4_0] = mul_mat_prepped_q4_0,                                              \
+                [CELER_TYPE_Q4_K] = mul_mat_prepped_q4_K,                                              \
+                [CELER_TYPE_Q5_K] = mul_mat_prepped_q5_K,                                              \
+                [CELER_TYPE_Q6_K] = mul_mat_prepped_q6_K,                                              \
             },                                                                                 \
         .quantize_act = {                                                                      \
             [CELER_TYPE_F32] = act_f32,                                                        \

@@ -84,6 +84,19 @@ typedef void (*ct_vec_dot_fn)(int64_t n, float *restrict s, const void *restrict
 typedef void (*ct_mul_mat_fn)(int64_t n, const void *restrict w, size_t w_stride, int64_t r0,
                               int64_t r1, const void *restrict act, size_t act_stride, int32_t k,
                               float *restrict out, int64_t ld);
+/*
+ * Optional (NULL where a set has none): the activations re-laid out once per product in the
+ * form the set's mul_mat works from, so that the work items of one product (row ranges that
+ * threads take in turn) share them instead of each preparing its own. prep_size: bytes for k
+ * rows of n; prep: lays out k activation rows (as mul_mat takes them) into dst, 64-byte
+ * aligned; mul_mat_prepped: mul_mat from that layout, with the same results bit for bit.
+ */
+typedef size_t (*ct_prep_size_fn)(int64_t n, int32_t k);
+typedef void (*ct_prep_fn)(int64_t n, const void *restrict act, size_t act_stride, int32_t k,
+                           void *restrict dst);
+typedef void (*ct_mul_mat_prepped_fn)(int64_t n, const void *restrict w, size_t w_stride, int64_t r0,
+                                      int64_t r1, const void *restrict prepped, int32_t k,
+                                      float *restrict out, int64_t ld);
 
 /*
  * Grouped softmax attention of up to CT_ATTN_LANES query vectors over rows [0, nk) of one
@@ -121,6 +134,10 @@ typedef struct ct_kernels {
     /* Indexed by weight type. */
     ct_vec_dot_fn vec_dot[CELER_TYPE_TABLE_SIZE];
     ct_mul_mat_fn mul_mat[CELER_TYPE_TABLE_SIZE];
+    /* Indexed by weight type; NULL where mul_mat prepares the activations itself. */
+    ct_prep_size_fn prep_size[CELER_TYPE_TABLE_SIZE];
+    ct_prep_fn prep[CELER_TYPE_TABLE_SIZE];
+    ct_mul_mat_prepped_fn mul_mat_prepped[CELER_TYPE_TABLE_SIZE];
     /* Indexed by activation (vec_dot) type: F32 (copy), F16, BF16, Q8_0, Q8_K. */
     ct_from_float_fn quantize_act[CELER_TYPE_TABLE_SIZE];
     ct_attn_fn attention;
