@@ -12,7 +12,7 @@
  *     two parts of 4 steps);
  *   Q8_0: 16 blocks per tile, lane = block, 8 steps (in-lane dword transposes);
  *   Q4_K/Q5_K: two super-blocks per tile, lane = one 32-value sub-block (order k4_sub),
- *     8 steps (in-lane dword transposes, then vpermd or vpermt2d; the 6-bit scales and mins
+ *     8 steps (in-lane dword transposes, then one vpermt2d per step; the 6-bit scales and mins
  *     of both super-blocks unpacked by two vpermb);
  *   Q6_K: one super-block, lane = 16-value sub-block, 4 steps (vpermt2d + vpermd per step).
  * vpdpbusd multiplies unsigned by signed bytes, so weights are decoded unsigned (q + off) and
@@ -81,9 +81,6 @@
 #define PF_ROWS_F 8
 #endif
 #define PF_HINT _MM_HINT_T1
-#ifndef K4_SLOT_T
-#define K4_SLOT_T 4 /* Q4_K/Q5_K tiles for at most this many activation rows decode with vpermt2d */
-#endif
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -100,8 +97,7 @@ ALWAYS_INLINE int eight_steps(int ty) { return ty != TY_Q6_K; }
 ALWAYS_INLINE int tile_values(int ty) { return ty == TY_Q6_K ? QK_K : 512; }
 /* dpbusd steps per tile and activation row */
 ALWAYS_INLINE int steps(int ty) { return eight_steps(ty) ? 8 : 4; }
-/* blocks per tile for Q4_0/Q8_0 */
-ALWAYS_INLINE int tile_blocks(int ty) { return 16; }
+#define TILE_BLOCKS 16 /* Q4_0/Q8_0 blocks per tile */
 ALWAYS_INLINE int has_min(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K; }
 ALWAYS_INLINE int has_corr(int ty) { return !has_min(ty); }
 /* zmm per prepared activation tile: q[steps], da, aux (corr as int32 or dsum as float) */
@@ -263,7 +259,7 @@ ALWAYS_INLINE void prep_tile(int ty, const void *act, int64_t n, int64_t tile, _
     switch (ty) {
     case TY_Q4_0:
     case TY_Q8_0: {
-        const int64_t tb = tile_blocks(ty), b0 = tile * tb, nb = n / QK8_0;
+        const int64_t tb = TILE_BLOCKS, b0 = tile * tb, nb = n / QK8_0;
         const int nvalid = (int)(nb - b0 < tb ? nb - b0 : tb);
         prep_q8_0(ty == TY_Q8_0, (const block_q8_0 *)act + b0, nvalid, p);
         break;
@@ -399,63 +395,47 @@ ALWAYS_INLINE void k4_scales_pair(const uint8_t *hdr, size_t bytes, __m512 *D, _
  * inside each 128-bit lane L (unpacks) gives Z[j' % 2] with lane 4L + p = dword 4 (L % 2) + j'
  * of chunk 2 (p % 2) + L / 2 of super-block p / 2. Step (h, j') takes the 8 lanes with
  * L % 2 = h, twice: lanes i < 8 keep the low nibbles, i >= 8 the high ones, which is the lane
- * order of k4_sub (lane i = 8 nib + 4 (L / 2) + p). `slot`: one vpermt2d per step picks from
- * Z and Z >> 4 (fewer instructions in all: for few activation rows); otherwise vpermd, a
- * masked shift and an and, none of which compete with vpdpbusd on Zen 4 (for many rows,
- * where the dpbusd pipes are the bound). Both give the same bytes. */
-ALWAYS_INLINE void k4_pair_nibbles(const uint8_t *qs0, const uint8_t *qs1, int q, int slot, __m512i *W) {
+ * order of k4_sub (lane i = 8 nib + 4 (L / 2) + p): one vpermt2d per step picks from Z
+ * and Z >> 4. (vpermd, a masked shift and an and, which do not compete with vpdpbusd on Zen 4,
+ * measured the same at every k.) */
+ALWAYS_INLINE void k4_pair_nibbles(const uint8_t *qs0, const uint8_t *qs1, int q, __m512i *W) {
     const __m512i X0 = _mm512_loadu_si512(qs0), X1 = _mm512_loadu_si512(qs0 + 64);
     const __m512i X2 = _mm512_loadu_si512(qs1), X3 = _mm512_loadu_si512(qs1 + 64);
     const __m512i a01 = q ? _mm512_unpackhi_epi32(X0, X1) : _mm512_unpacklo_epi32(X0, X1);
     const __m512i a23 = q ? _mm512_unpackhi_epi32(X2, X3) : _mm512_unpacklo_epi32(X2, X3);
     const __m512i Z[2] = {_mm512_unpacklo_epi64(a01, a23), _mm512_unpackhi_epi64(a01, a23)};
+    const __m512i Zs[2] = {_mm512_srli_epi32(Z[0], 4), _mm512_srli_epi32(Z[1], 4)};
+    /* lanes i < 8 from Z, i >= 8 from Z >> 4 (index + 16) */
+    const __m512i idx0 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
     const __m512i lo = _mm512_set1_epi8(0x0f);
-    const __m512i idx0 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 0, 1, 2, 3, 8, 9, 10, 11);
-    if (slot) {
-        const __m512i Zs[2] = {_mm512_srli_epi32(Z[0], 4), _mm512_srli_epi32(Z[1], 4)};
-        const __m512i idx2 = _mm512_add_epi32(idx0, _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16));
-#pragma GCC unroll 4
-        for (int u = 0; u < 4; u++) {
-            const __m512i idx = _mm512_add_epi32(idx2, _mm512_set1_epi32(4 * (u >> 1)));
-            W[u] = _mm512_and_si512(_mm512_permutex2var_epi32(Z[u & 1], idx, Zs[u & 1]), lo);
-        }
-        return;
-    }
 #pragma GCC unroll 4
     for (int u = 0; u < 4; u++) {
         const __m512i idx = _mm512_add_epi32(idx0, _mm512_set1_epi32(4 * (u >> 1)));
-        const __m512i raw = _mm512_permutexvar_epi32(idx, Z[u & 1]);
-        W[u] = _mm512_and_si512(_mm512_mask_srli_epi32(raw, 0xFF00, raw, 4), lo);
+        W[u] = _mm512_and_si512(_mm512_permutex2var_epi32(Z[u & 1], idx, Zs[u & 1]), lo);
     }
 }
 
-ALWAYS_INLINE void dec_q4_K(const block_q4_K *x, int q, int slot, __m512i *W, __m512 *D, __m512 *M) {
-    k4_pair_nibbles(x[0].qs, x[1].qs, q, slot, W);
+ALWAYS_INLINE void dec_q4_K(const block_q4_K *x, int q, __m512i *W, __m512 *D, __m512 *M) {
+    k4_pair_nibbles(x[0].qs, x[1].qs, q, W);
     if (q == 0) k4_scales_pair((const uint8_t *)x, sizeof *x, D, M);
 }
 
 /* Q5_K: the fifth bit of value l of sub-block g is bit g of qh[l]; at step j a lane covers
  * l = 4j .. 4j + 3, i.e. dword j of its super-block's qh. */
-ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, int q, int slot, __m512i *W, __m512 *D, __m512 *M) {
-    k4_pair_nibbles(x[0].qs, x[1].qs, q, slot, W);
+ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, int q, __m512i *W, __m512 *D, __m512 *M) {
+    k4_pair_nibbles(x[0].qs, x[1].qs, q, W);
     const __m512i qh = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[0].qh)),
                                           _mm256_loadu_si256((const __m256i *)x[1].qh), 1);
     const __m512i sub = _mm512_loadu_si512(k4_sub);
-    const __m512i g = _mm512_and_si512(sub, _mm512_set1_epi32(7));
     const __m512i hidx = _mm512_andnot_si512(_mm512_set1_epi32(7), sub); /* 8 * super-block */
-    /* `slot`: one rotation right by g - 4 brings bit g of every byte to its bit 4 (fewer
-     * instructions; vprord competes with vpdpbusd on Zen 4); otherwise shifts. */
+    /* one rotation right by g - 4 brings bit g of every byte to its bit 4 */
+    const __m512i g = _mm512_and_si512(sub, _mm512_set1_epi32(7));
     const __m512i rot = _mm512_and_si512(_mm512_sub_epi32(g, _mm512_set1_epi32(4)), _mm512_set1_epi32(31));
 #pragma GCC unroll 4
     for (int u = 0; u < 4; u++) {
         const int j = 4 * (u >> 1) + 2 * q + (u & 1);
         const __m512i h = _mm512_permutexvar_epi32(_mm512_add_epi32(hidx, _mm512_set1_epi32(j)), qh);
-        if (slot) {
-            W[u] = _mm512_ternarylogic_epi32(_mm512_rorv_epi32(h, rot), _mm512_set1_epi8(0x10), W[u], 0xEA);
-        } else {
-            const __m512i b = _mm512_and_si512(_mm512_srlv_epi32(h, g), _mm512_set1_epi8(1)); /* bit g */
-            W[u] = _mm512_or_si512(W[u], _mm512_slli_epi32(b, 4));
-        }
+        W[u] = _mm512_ternarylogic_epi32(_mm512_rorv_epi32(h, rot), _mm512_set1_epi8(0x10), W[u], 0xEA);
     }
     if (q == 0) k4_scales_pair((const uint8_t *)x, sizeof *x, D, M);
 }
@@ -499,7 +479,7 @@ ALWAYS_INLINE int step_of(int ty, int q, int u) { return eight_steps(ty) ? 2 * q
 ALWAYS_INLINE const char *tile_src(int ty, const char *row, int64_t tile, int64_t n, char *pad) {
     const char *src = row + tile * (int64_t)tile_bytes(ty);
     if (ty == TY_Q6_K) return src;
-    const int64_t per = is_k4(ty) ? 2 : tile_blocks(ty); /* blocks per tile */
+    const int64_t per = is_k4(ty) ? 2 : TILE_BLOCKS; /* blocks per tile */
     const int64_t left = is_k4(ty) ? n / QK_K - 2 * tile : n / QK8_0 - tile * per;
     if (left >= per) return src;
     memset(pad, 0, PAD_BYTES);
@@ -508,12 +488,12 @@ ALWAYS_INLINE const char *tile_src(int ty, const char *row, int64_t tile, int64_
 }
 
 /* Part q of a tile: W[0..3] for steps step_of(ty, q, 0..3); part 0 also sets D (and M). */
-ALWAYS_INLINE void dec_part(int ty, const char *src, int q, int slot, __m512i *W, __m512 *D, __m512 *M) {
+ALWAYS_INLINE void dec_part(int ty, const char *src, int q, __m512i *W, __m512 *D, __m512 *M) {
     switch (ty) {
     case TY_Q4_0: dec_q4_0((const block_q4_0 *)src, q, W, D); return;
     case TY_Q8_0: dec_q8_0((const block_q8_0 *)src, q, W, D); return;
-    case TY_Q4_K: dec_q4_K((const block_q4_K *)src, q, slot, W, D, M); return;
-    case TY_Q5_K: dec_q5_K((const block_q5_K *)src, q, slot, W, D, M); return;
+    case TY_Q4_K: dec_q4_K((const block_q4_K *)src, q, W, D, M); return;
+    case TY_Q5_K: dec_q5_K((const block_q5_K *)src, q, W, D, M); return;
     default: dec_q6_K((const block_q6_K *)src, W, D); return;
     }
 }
@@ -588,7 +568,7 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
                     for (int u = 0; u < 4; u++) W[r][u] = wb[4 * q + u];
                     if (q == 0) D[r] = _mm512_castsi512_ps(wb[8]), M[r] = _mm512_castsi512_ps(wb[9]);
                 } else {
-                    dec_part(ty, src[r], q, T <= K4_SLOT_T, W[r], &D[r], &M[r]);
+                    dec_part(ty, src[r], q, W[r], &D[r], &M[r]);
                     if (mode == WB_STORE) {
 #pragma GCC unroll 4
                         for (int u = 0; u < 4; u++) wb[4 * q + u] = W[r][u];
@@ -1063,55 +1043,22 @@ static void swiglu(float *restrict gate, const float *restrict up, int64_t n) {
 
 /* ---------------------------------------------------------------- tables */
 
+/* The quantized weight types' entries of a table field: [CELER_TYPE_Q8_0] = prefix_q8_0, ... */
+#define QUANT_ENTRIES(prefix)                                                                  \
+    [CELER_TYPE_Q8_0] = prefix##_q8_0, [CELER_TYPE_Q4_0] = prefix##_q4_0,                      \
+    [CELER_TYPE_Q4_K] = prefix##_q4_K, [CELER_TYPE_Q5_K] = prefix##_q5_K,                      \
+    [CELER_TYPE_Q6_K] = prefix##_q6_K
+
 #define AVX512_TABLE(bf16)                                                                     \
     {                                                                                          \
         .name = "avx512-vnni",                                                                 \
-        .vec_dot =                                                                             \
-            {                                                                                  \
-                [CELER_TYPE_F32] = vec_dot_f32,                                                \
-                [CELER_TYPE_F16] = vec_dot_f16,                                                \
-                [CELER_TYPE_BF16] = vec_dot_##bf16,                                            \
-                [CELER_TYPE_Q8_0] = vec_dot_q8_0,                                              \
-                [CELER_TYPE_Q4_0] = vec_dot_q4_0,                                              \
-                [CELER_TYPE_Q4_K] = vec_dot_q4_K,                                              \
-                [CELER_TYPE_Q5_K] = vec_dot_q5_K,                                              \
-                [CELER_TYPE_Q6_K] = vec_dot_q6_K,                                              \
-            },                                                                                 \
-        .mul_mat =                                                                             \
-            {                                                                                  \
-                [CELER_TYPE_F32] = mul_mat_f32,                                                \
-                [CELER_TYPE_F16] = mul_mat_f16,                                                \
-                [CELER_TYPE_BF16] = mul_mat_##bf16,                                            \
-                [CELER_TYPE_Q8_0] = mul_mat_q8_0,                                              \
-                [CELER_TYPE_Q4_0] = mul_mat_q4_0,                                              \
-                [CELER_TYPE_Q4_K] = mul_mat_q4_K,                                              \
-                [CELER_TYPE_Q5_K] = mul_mat_q5_K,                                              \
-                [CELER_TYPE_Q6_K] = mul_mat_q6_K,                                              \
-            },                                                                                 \
-        .prep_size =                                                                        \
-            {                                                                                  \
-                [CELER_TYPE_Q8_0] = prep_size_q8_0,                                              \
-                [CELER_TYPE_Q4_0] = prep_size_q4_0,                                              \
-                [CELER_TYPE_Q4_K] = prep_size_q4_K,                                              \
-                [CELER_TYPE_Q5_K] = prep_size_q5_K,                                              \
-                [CELER_TYPE_Q6_K] = prep_size_q6_K,                                              \
-            },                                                                                 \
-        .prep =                                                                        \
-            {                                                                                  \
-                [CELER_TYPE_Q8_0] = prep_all_q8_0,                                              \
-                [CELER_TYPE_Q4_0] = prep_all_q4_0,                                              \
-                [CELER_TYPE_Q4_K] = prep_all_q4_K,                                              \
-                [CELER_TYPE_Q5_K] = prep_all_q5_K,                                              \
-                [CELER_TYPE_Q6_K] = prep_all_q6_K,                                              \
-            },                                                                                 \
-        .mul_mat_prepped =                                                                        \
-            {                                                                                  \
-                [CELER_TYPE_Q8_0] = mul_mat_prepped_q8_0,                                              \
-                [CELER_TYPE_Q4_0] = mul_mat_prepped_q4_0,                                              \
-                [CELER_TYPE_Q4_K] = mul_mat_prepped_q4_K,                                              \
-                [CELER_TYPE_Q5_K] = mul_mat_prepped_q5_K,                                              \
-                [CELER_TYPE_Q6_K] = mul_mat_prepped_q6_K,                                              \
-            },                                                                                 \
+        .vec_dot = {[CELER_TYPE_F32] = vec_dot_f32, [CELER_TYPE_F16] = vec_dot_f16,            \
+                    [CELER_TYPE_BF16] = vec_dot_##bf16, QUANT_ENTRIES(vec_dot)},               \
+        .mul_mat = {[CELER_TYPE_F32] = mul_mat_f32, [CELER_TYPE_F16] = mul_mat_f16,            \
+                    [CELER_TYPE_BF16] = mul_mat_##bf16, QUANT_ENTRIES(mul_mat)},               \
+        .prep_size = {QUANT_ENTRIES(prep_size)},                                               \
+        .prep = {QUANT_ENTRIES(prep_all)},                                                     \
+        .mul_mat_prepped = {QUANT_ENTRIES(mul_mat_prepped)},                                   \
         .quantize_act = {                                                                      \
             [CELER_TYPE_F32] = act_f32,                                                        \
             [CELER_TYPE_F16] = act_f16,                                                        \
