@@ -123,40 +123,37 @@ void celer_context_free(celer_context *ctx) {
     free(ctx);
 }
 
-/* Largest activation row, in bytes, that any matrix product of this model needs. */
-static size_t max_act_row_bytes(const celer_model *m) {
+/* The largest bytes(m, w, n_tok) over the model's matrices. */
+typedef size_t (*matrix_bytes_fn)(const celer_model *m, const cm_matrix *w, int32_t n_tok);
+static size_t max_over_matrices(const celer_model *m, matrix_bytes_fn bytes, int32_t n_tok) {
     size_t best = 0;
     const cm_matrix *list[2] = {&m->output, &m->tok_embd};
     for (int i = 0; i < 2; i++) {
-        size_t b = celer_row_size(ct_vec_dot_type(list[i]->type), list[i]->cols);
+        size_t b = bytes(m, list[i], n_tok);
         if (b > best) best = b;
     }
     for (int32_t l = 0; l < m->hp.n_layer; l++) {
         const cm_layer *L = &m->layers[l];
         const cm_matrix *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (int i = 0; i < 7; i++) {
-            size_t b = celer_row_size(ct_vec_dot_type(mats[i]->type), mats[i]->cols);
+            size_t b = bytes(m, mats[i], n_tok);
             if (b > best) best = b;
         }
     }
     return best;
 }
 
-/* Largest preparation (ct_kernels.prep_size) of n_tok activation rows that any matrix product
- * of this model needs; 0 when its kernels prepare none. */
-static size_t max_prep_bytes(const celer_model *m, int32_t n_tok) {
+/* One activation row of w's product in its vec_dot type. */
+static size_t act_row_bytes(const celer_model *m, const cm_matrix *w, int32_t n_tok) {
+    (void)m, (void)n_tok;
+    return celer_row_size(ct_vec_dot_type(w->type), w->cols);
+}
+
+/* The kernels' preparation (ct_kernels.prep_size) of n_tok activation rows for w's product;
+ * 0 where they prepare none. */
+static size_t prep_bytes(const celer_model *m, const cm_matrix *w, int32_t n_tok) {
     const ct_kernels *K = m->kernels;
-    size_t best = K->prep_size[m->output.type] ? K->prep_size[m->output.type](m->output.cols, n_tok) : 0;
-    for (int32_t l = 0; l < m->hp.n_layer; l++) {
-        const cm_layer *L = &m->layers[l];
-        const cm_matrix *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (int i = 0; i < 7; i++) {
-            if (!K->prep_size[mats[i]->type]) continue;
-            size_t b = K->prep_size[mats[i]->type](mats[i]->cols, n_tok);
-            if (b > best) best = b;
-        }
-    }
-    return best;
+    return K->prep_size[w->type] ? K->prep_size[w->type](w->cols, n_tok) : 0;
 }
 
 static void *xcalloc(size_t n, size_t size, bool *ok) {
@@ -220,9 +217,9 @@ celer_status celer_context_create(const celer_model *model, const celer_context_
     ctx->scores = xcalloc((size_t)p.n_threads * attn_scratch_floats(ctx), sizeof(float), &ok);
     ctx->attn_blk = xcalloc(nb * (size_t)((attn_group(ctx) + CT_ATTN_LANES - 1) / CT_ATTN_LANES),
                             sizeof(attn_block), &ok);
-    ctx->actq_cap = nb * max_act_row_bytes(model);
+    ctx->actq_cap = nb * max_over_matrices(model, act_row_bytes, 1);
     for (int i = 0; i < MAX_MATMUL_JOBS; i++) ctx->actq[i] = xcalloc(ctx->actq_cap, 1, &ok);
-    ctx->actp_cap = (max_prep_bytes(model, ctx->n_batch) + 63) & ~(size_t)63;
+    ctx->actp_cap = (max_over_matrices(model, prep_bytes, ctx->n_batch) + 63) & ~(size_t)63;
     for (int i = 0; i < MAX_MATMUL_JOBS && ctx->actp_cap; i++)
         ok = (ctx->actp[i] = aligned_alloc(64, ctx->actp_cap)) != NULL && ok;
     ctx->inv_freq = xcalloc((size_t)hp->n_rot / 2, sizeof(float), &ok);
