@@ -527,9 +527,6 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
     if (in_regs && !first)
 #pragma GCC unroll 8
         for (int u = 0; u < R * T; u++) racc[u] = io[(u / T) * iostride + u % T];
-    if (first && !in_regs)
-        for (int r = 0; r < R; r++)
-            for (int t = 0; t < T; t++) io[r * iostride + t] = _mm512_setzero_ps();
     for (int c = 0; c < cn; c++) {
         _Alignas(64) char pad[2][PAD_BYTES];
         const char *src[2] = {NULL, NULL};
@@ -595,9 +592,13 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
 #pragma GCC unroll 2
             for (int r = 0; r < R; r++) {
                 const __m512i st = NC == 2 ? _mm512_add_epi32(s[r][t], s[r][t + T]) : s[r][t];
+                /* the first tile of a run adds to zero without reading io: zeroing io
+                 * first compiled to `rep stos` (5 % of an 8-token Q4_0 pass in perf) */
+                const __m512 prev = in_regs           ? racc[r * T + t]
+                                    : first && c == 0 ? _mm512_setzero_ps()
+                                                      : io[r * iostride + t];
                 __m512 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st),
-                                             _mm512_mul_ps(D[r], _mm512_castsi512_ps(at[S])),
-                                             in_regs ? racc[r * T + t] : io[r * iostride + t]);
+                                             _mm512_mul_ps(D[r], _mm512_castsi512_ps(at[S])), prev);
                 if (has_min(ty)) acc = _mm512_fmadd_ps(M[r], _mm512_castsi512_ps(at[S + 1]), acc);
                 if (in_regs) racc[r * T + t] = acc;
                 else io[r * iostride + t] = acc;
