@@ -97,6 +97,9 @@ ALWAYS_INLINE int eight_steps(int ty) { return ty != TY_Q6_K; }
 ALWAYS_INLINE int tile_values(int ty) { return ty == TY_Q6_K ? QK_K : 512; }
 /* dpbusd steps per tile and activation row */
 ALWAYS_INLINE int steps(int ty) { return eight_steps(ty) ? 8 : 4; }
+/* The step of W[u] of part q (of 2) for the 8-step tiles: parts take steps 2q, 2q + 1 and
+ * 2q + 4, 2q + 5, so that two rows' decoded weights fit the registers together. */
+ALWAYS_INLINE int step8(int q, int u) { return 4 * (u >> 1) + 2 * q + (u & 1); }
 #define TILE_BLOCKS 16 /* Q4_0/Q8_0 blocks per tile */
 ALWAYS_INLINE int has_min(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K; }
 ALWAYS_INLINE int has_corr(int ty) { return !has_min(ty); }
@@ -439,8 +442,7 @@ ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, int q, __m512i *W, __m512 *D, _
     const __m512i rot = _mm512_and_si512(_mm512_sub_epi32(g, _mm512_set1_epi32(4)), _mm512_set1_epi32(31));
 #pragma GCC unroll 4
     for (int u = 0; u < 4; u++) {
-        const int j = 4 * (u >> 1) + 2 * q + (u & 1);
-        const __m512i h = _mm512_permutexvar_epi32(_mm512_add_epi32(hidx, _mm512_set1_epi32(j)), qh);
+        const __m512i h = _mm512_permutexvar_epi32(_mm512_add_epi32(hidx, _mm512_set1_epi32(step8(q, u))), qh);
         W[u] = _mm512_ternarylogic_epi32(_mm512_rorv_epi32(h, rot), _mm512_set1_epi8(0x10), W[u], 0xEA);
     }
     if (q == 0) k4_scales_pair((const uint8_t *)x, sizeof *x, D, M);
@@ -476,7 +478,7 @@ ALWAYS_INLINE void dec_q6_K(const block_q6_K *x, __m512i *W, __m512 *D) {
 
 /* Parts a tile is decoded in (4 steps each) and the activation step of W[u] of part q. */
 ALWAYS_INLINE int parts(int ty) { return eight_steps(ty) ? 2 : 1; }
-ALWAYS_INLINE int step_of(int ty, int q, int u) { return eight_steps(ty) ? 2 * q + (u & 1) + 4 * (u >> 1) : u; }
+ALWAYS_INLINE int step_of(int ty, int q, int u) { return eight_steps(ty) ? step8(q, u) : u; }
 
 /* Bytes of tile `tile` of a weight row of n values; a partial last tile (Q4_0, Q8_0, or a
  * lone last Q4_K/Q5_K super-block) is copied to `pad` with zero blocks after it (zero scales
