@@ -28,9 +28,9 @@
  *     pass over them; each weight tile is decoded once into registers and applied to up to 8
  *     activation rows (for 9..16 rows the decoded tile is kept in an L1 buffer and applied to
  *     the rest), so weights stream from memory once for k <= 16; two weight rows are decoded
- *     together and share every activation load (on AMD Zen 4 one zmm load per vpdpbusd,
- *     not the multiplies, bounded a single row: 122 cycles for 64 vpdpbusd against 66 with
- *     the activations in registers);
+ *     together and share every activation load (one row at a time measured 6-26 % slower at
+ *     k = 1..16 on AMD Zen 4: twice the activation loads and loop work per vpdpbusd, although
+ *     an inline-assembly loop of nothing but one zmm load per vpdpbusd ran at one per cycle);
  *   - every (weight row, activation row) pair owns one 16-lane float accumulator that sums
  *     its tiles in column order; it is reduced by one fixed tree (hsum8), and a row longer
  *     than one span adds the spans' sums to the output in span order. The float operations
@@ -514,11 +514,10 @@ enum { WB_NONE, WB_STORE, WB_LOAD }; /* decoded-tile buffer use, for k > TG */
 /* Tiles [tile0, tile0 + cn) of R (1 or 2) weight rows, wstride bytes apart, against T
  * activation rows. sa: prepared tile tile0 of the first of the T rows; tiles are tstride zmm
  * apart, rows azmm apart. io: the accumulators, [R][T] with the rows' T-runs iostride apart
- * (read unless `first`). Two weight rows share every activation load: on AMD Zen 4 a zmm
- * load per dpbusd (one each per cycle) measured 122 cycles for 64 dpbusd against 66 from
- * registers, so loads, not multiplies, bound one row; tiles are decoded in parts of 4 steps
- * so that two rows' weights (8 zmm) and 2T sums fit the 32 registers; the float accumulators
- * stay in io (L1), read and written once per tile. */
+ * (read unless `first`). Two weight rows share every activation load (one row alone: 6-26 %
+ * slower, see the top of the file); tiles are decoded in parts of 4 steps so that two rows'
+ * weights (8 zmm) and 2T sums fit the 32 registers; the float accumulators stay in io (L1),
+ * read and written once per tile. */
 ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstride, int64_t tile0,
                              int cn, int64_t n, const __m512i *sa, size_t tstride, __m512 *io,
                              size_t iostride, int first, int mode, __m512i *wbuf) {
@@ -588,7 +587,7 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
                     const int j = step_of(ty, q, u), ch = t + T * ((q * 4 + u) % NC);
                     __m512i av = _mm512_load_si512(&a[t * AZ + j]);
                     /* one register load for both rows: gcc would otherwise fold the load into
-                     * each dpbusd, and loads are the bottleneck (see above) */
+                     * each dpbusd, loading it twice */
                     if (R == 2) __asm__("" : "+v"(av));
 #pragma GCC unroll 2
                     for (int r = 0; r < R; r++) s[r][ch] = _mm512_dpbusd_epi32(s[r][ch], W[r][u], av);
@@ -724,8 +723,8 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
 /* The Q8_0 products are compiled with gcc's instruction scheduling before register allocation
  * (-fschedule-insns with register pressure in mind, off by default on x86), which spreads the
  * decoder's many independent shuffles and scale loads among the vpdpbusd. Kernel A/B on one
- * core (same results bit for bit): Q8_0 8-14 % less time at k = 2..8; Q4_0 no better at
- * k >= 4; Q4_K and Q6_K 8-19 % slower at k = 8; Q5_K 4-9 % faster at k <= 8 but 5 % slower at
+ * core (same results bit for bit): Q8_0 5-14 % less time at k = 2..8; Q4_0 no better at
+ * k >= 4; Q4_K and Q6_K 8-19 % slower at k = 8; Q5_K 6-9 % faster at k = 8 but 5 % slower at
  * k = 16. So only Q8_0 takes it. Other compilers ignore the hint. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define PRE_RA_SCHEDULED __attribute__((optimize("schedule-insns", "sched-pressure")))
