@@ -28,8 +28,8 @@
  *     pass over them; each weight tile is decoded once into registers and applied to up to 8
  *     activation rows (for 9..16 rows the decoded tile is kept in an L1 buffer and applied to
  *     the rest), so weights stream from memory once for k <= 16; two weight rows are decoded
- *     together and share every activation load (one row at a time measured 6-26 % slower at
- *     k = 1..16 on AMD Zen 4: twice the activation loads and loop work per vpdpbusd, although
+ *     together and share every activation load (one row at a time: Q4_0 6-26 % slower at
+ *     k = 1..16 on AMD Zen 4, twice the activation loads and loop work per vpdpbusd, although
  *     an inline-assembly loop of nothing but one zmm load per vpdpbusd ran at one per cycle);
  *   - every (weight row, activation row) pair owns one 16-lane float accumulator that sums
  *     its tiles in column order; it is reduced by one fixed tree (hsum8), and a row longer
