@@ -8,8 +8,6 @@
  *     s_i = corr_i + sum_j vpdpbusd(W[j], A[j])_i
  * is an exact integer partial dot product under one scale: no horizontal sum per block, one
  * int->float conversion and one FMA per tile and activation row.
- *   Q4_0: 16 blocks per tile, lane = block, 8 steps (vpermt2b on plain loads, decoded in
- *     two parts of 4 steps);
  *   Q8_0: 16 blocks per tile, lane = block, 8 steps (in-lane dword transposes);
  *   Q4_K/Q5_K: two super-blocks per tile, lane = one 32-value sub-block (order k4_sub),
  *     8 steps (in-lane dword transposes, then one vpermt2d per step; the 6-bit scales and mins
@@ -28,9 +26,10 @@
  *     pass over them; each weight tile is decoded once into registers and applied to up to 8
  *     activation rows (for 9..16 rows the decoded tile is kept in an L1 buffer and applied to
  *     the rest), so weights stream from memory once for k <= 16; two weight rows are decoded
- *     together and share every activation load (one row at a time: Q4_0 6-26 % slower at
- *     k = 1..16 on AMD Zen 4, twice the activation loads and loop work per vpdpbusd, although
- *     an inline-assembly loop of nothing but one zmm load per vpdpbusd ran at one per cycle);
+ *     together and share every activation load (one row at a time: 6-26 % slower at k = 1..16
+ *     on AMD Zen 4, measured when Q4_0 still used these tiles: twice the activation loads and
+ *     loop work per vpdpbusd; Zen 4 loads one zmm per cycle, so one zmm load per vpdpbusd
+ *     alone runs at full speed, 1.25 per vpdpbusd already 30 % slower);
  *   - every (weight row, activation row) pair owns one 16-lane float accumulator that sums
  *     its tiles in column order; it is reduced by one fixed tree (hsum8), and a row longer
  *     than one span adds the spans' sums to the output in span order. The float operations
@@ -84,9 +83,9 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-enum { TY_Q4_0, TY_Q8_0, TY_Q4_K, TY_Q5_K, TY_Q6_K };
+enum { TY_Q8_0, TY_Q4_K, TY_Q5_K, TY_Q6_K }; /* Q4_0 has a layout of its own (below) */
 
-/* Q4_0 and Q8_0: a tile is 16 blocks (512 values), lane i = block i, 8 dpbusd steps.
+/* Q8_0: a tile is 16 blocks (512 values), lane i = block i, 8 dpbusd steps.
  * Q4_K/Q5_K: a tile is two super-blocks (512 values) and 8 steps; lane 8s + g holds
  * the 32-value sub-block g of super-block s. Q6_K: a tile is one super-block and 4 steps, a
  * lane one 16-value sub-block. Either way every lane has exactly one weight scale, and the
@@ -100,7 +99,7 @@ ALWAYS_INLINE int steps(int ty) { return eight_steps(ty) ? 8 : 4; }
 /* The step of W[u] of part q (of 2) for the 8-step tiles: parts take steps 2q, 2q + 1 and
  * 2q + 4, 2q + 5, so that two rows' decoded weights fit the registers together. */
 ALWAYS_INLINE int step8(int q, int u) { return 4 * (u >> 1) + 2 * q + (u & 1); }
-#define TILE_BLOCKS 16 /* Q4_0/Q8_0 blocks per tile */
+#define TILE_BLOCKS 16 /* Q8_0 blocks per tile */
 ALWAYS_INLINE int has_min(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K; }
 ALWAYS_INLINE int has_corr(int ty) { return !has_min(ty); }
 /* zmm per prepared activation tile: q[steps], da, aux (corr as int32 or dsum as float) */
@@ -108,7 +107,6 @@ ALWAYS_INLINE int azmm(int ty) { return steps(ty) + 2; }
 /* Bytes of weights per (full) tile. */
 ALWAYS_INLINE size_t tile_bytes(int ty) {
     switch (ty) {
-    case TY_Q4_0: return 16 * sizeof(block_q4_0);
     case TY_Q8_0: return 16 * sizeof(block_q8_0);
     case TY_Q4_K: return 2 * sizeof(block_q4_K);
     case TY_Q5_K: return 2 * sizeof(block_q5_K);
@@ -205,10 +203,9 @@ ALWAYS_INLINE void runs_steps8(const int8_t *b0, const int8_t *b1, size_t stride
         }
 }
 
-/* Q8_0 activations for a Q4_0 tile (weight offset 8) or a Q8_0 tile (offset 128): lane i =
- * block i, step j = its dword j; nvalid blocks, the rest read as zero blocks. Shuffles only:
- * no gathers (slow on AMD). */
-static void prep_q8_0(int q8, const block_q8_0 *a, int nvalid, __m512i *p) {
+/* Q8_0 activations for a Q8_0 tile (weight offset 128): lane i = block i, step j = its dword
+ * j; nvalid blocks, the rest read as zero blocks. Shuffles only: no gathers (slow on AMD). */
+static void prep_q8_0(const block_q8_0 *a, int nvalid, __m512i *p) {
     _Alignas(64) block_q8_0 pad[16];
     if (nvalid < 16) {
         memset(pad, 0, sizeof pad);
@@ -221,7 +218,7 @@ static void prep_q8_0(int q8, const block_q8_0 *a, int nvalid, __m512i *p) {
     __m512i sum = _mm512_setzero_si512();
     for (int j = 0; j < 8; j++) sum = _mm512_dpbusd_epi32(sum, ones, p[j]);
     p[8] = _mm512_castps_si512(d);
-    p[9] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, q8 ? 7 : 3));
+    p[9] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 7));
 }
 
 /* Q8_K activations for Q4_K/Q5_K, two super-blocks (nvalid of them, a missing second one
@@ -266,11 +263,10 @@ static void prep_q8_K_16(const block_q8_K *a, __m512i *p) {
 /* Prepare tile `tile` of one activation row of n values into p[0 .. azmm). */
 ALWAYS_INLINE void prep_tile(int ty, const void *act, int64_t n, int64_t tile, __m512i *p) {
     switch (ty) {
-    case TY_Q4_0:
     case TY_Q8_0: {
         const int64_t tb = TILE_BLOCKS, b0 = tile * tb, nb = n / QK8_0;
         const int nvalid = (int)(nb - b0 < tb ? nb - b0 : tb);
-        prep_q8_0(ty == TY_Q8_0, (const block_q8_0 *)act + b0, nvalid, p);
+        prep_q8_0((const block_q8_0 *)act + b0, nvalid, p);
         break;
     }
     case TY_Q6_K: prep_q8_K_16((const block_q8_K *)act + tile, p); break;
@@ -283,55 +279,6 @@ ALWAYS_INLINE void prep_tile(int ty, const void *act, int64_t n, int64_t tile, _
 }
 
 /* ---------------------------------------------------------------- weight tile decoders */
-
-/* 16 Q4_0 blocks, lane i = block i; W[j] (j < 4) = low nibbles of qs dword j, W[j + 4] the
- * high ones. Byte permutes (VBMI) over plain loads: for each half h of 8 blocks (144 bytes
- * at x + 144h), tables T0 = bytes 0..63 and T1 = bytes 72..135 hold every block's scale and
- * qs bytes 0..7 (blocks 0..3 in T0, 4..7 in T1 at the same offsets), and T2, T3 (8 bytes
- * later) qs bytes 8..15. One vpermt2b gives Q = [dword 0 of blocks 0..7 | dword 1 of blocks
- * 0..7] (or dwords 2 and 3 from T2, T3); one vshufi64x2 joins the halves' 256-bit parts.
- * Needs no gather (slow on AMD) and never reads past the 16 blocks. */
-#define Q40_QIDX(i, m) (((i) % 8 < 4 ? 18 * ((i) % 8) : 64 + 18 * ((i) % 8 - 4)) + 2 + 4 * ((i) / 8) + (m))
-#define Q40_SIDX(i) (((i) / 2 % 8 < 4 ? 18 * ((i) / 2 % 8) : 64 + 18 * ((i) / 2 % 8 - 4)) + (i) % 2)
-static const uint8_t q40_qidx[64] = {
-#define Q4(i) Q40_QIDX(i, 0), Q40_QIDX(i, 1), Q40_QIDX(i, 2), Q40_QIDX(i, 3)
-    Q4(0), Q4(1), Q4(2), Q4(3), Q4(4), Q4(5), Q4(6), Q4(7),
-    Q4(8), Q4(9), Q4(10), Q4(11), Q4(12), Q4(13), Q4(14), Q4(15)
-#undef Q4
-};
-/* bytes 2b, 2b + 1 (and again at 16 + 2b): the fp16 scale of block b of the half */
-static const uint8_t q40_sidx[64] = {
-#define S8(i) Q40_SIDX(i), Q40_SIDX(i + 1), Q40_SIDX(i + 2), Q40_SIDX(i + 3), \
-              Q40_SIDX(i + 4), Q40_SIDX(i + 5), Q40_SIDX(i + 6), Q40_SIDX(i + 7)
-    S8(0), S8(8), S8(0), S8(8), S8(0), S8(8), S8(0), S8(8)
-#undef S8
-};
-#undef Q40_QIDX
-#undef Q40_SIDX
-
-/* Part q (0 or 1) of the tile: W[0..3] = steps 2q, 2q + 1 (low nibbles of qs dwords 2q, 2q+1)
- * and 2q + 4, 2q + 5 (their high nibbles), see step_of; part 0 also gives the scales. Two
- * parts let two weight rows be decoded at a time without running out of registers. */
-ALWAYS_INLINE void dec_q4_0(const block_q4_0 *x, int q, __m512i *W, __m512 *D) {
-    const char *b = (const char *)x;
-    const __m512i qidx = _mm512_loadu_si512(q40_qidx);
-    __m512i Q[2], S[2];
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; h++) {
-        const char *p = b + 144 * h + 8 * q;
-        const __m512i t0 = _mm512_loadu_si512(p), t1 = _mm512_loadu_si512(p + 72);
-        Q[h] = _mm512_permutex2var_epi8(t0, qidx, t1);
-        if (q == 0) S[h] = _mm512_permutex2var_epi8(t0, _mm512_loadu_si512(q40_sidx), t1);
-    }
-    const __m512i lo = _mm512_set1_epi8(0x0f);
-    const __m512i o0 = _mm512_shuffle_i64x2(Q[0], Q[1], _MM_SHUFFLE(1, 0, 1, 0));
-    const __m512i o1 = _mm512_shuffle_i64x2(Q[0], Q[1], _MM_SHUFFLE(3, 2, 3, 2));
-    W[0] = _mm512_and_si512(o0, lo);
-    W[1] = _mm512_and_si512(o1, lo);
-    W[2] = _mm512_and_si512(_mm512_srli_epi16(o0, 4), lo);
-    W[3] = _mm512_and_si512(_mm512_srli_epi16(o1, 4), lo);
-    if (q == 0) *D = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi8(0xffff0000ull, S[0], S[1])));
-}
 
 /* 16 Q8_0 weight blocks, lane i = block i, bytes biased to unsigned (q + 128), part q:
  * W[u] = step j = 4m + d with m = u >> 1, d = 2q + (u & 1) (step_of), dword j of each block's
@@ -480,10 +427,10 @@ ALWAYS_INLINE void dec_q6_K(const block_q6_K *x, __m512i *W, __m512 *D) {
 ALWAYS_INLINE int parts(int ty) { return eight_steps(ty) ? 2 : 1; }
 ALWAYS_INLINE int step_of(int ty, int q, int u) { return eight_steps(ty) ? step8(q, u) : u; }
 
-/* Bytes of tile `tile` of a weight row of n values; a partial last tile (Q4_0, Q8_0, or a
+/* Bytes of tile `tile` of a weight row of n values; a partial last tile (Q8_0, or a
  * lone last Q4_K/Q5_K super-block) is copied to `pad` with zero blocks after it (zero scales
  * make the padding contribute exactly nothing). */
-#define PAD_BYTES (16 * sizeof(block_q8_0)) /* >= 16 Q4_0 blocks or 2 K-quant blocks */
+#define PAD_BYTES (16 * sizeof(block_q8_0)) /* >= 2 K-quant blocks */
 ALWAYS_INLINE const char *tile_src(int ty, const char *row, int64_t tile, int64_t n, char *pad) {
     const char *src = row + tile * (int64_t)tile_bytes(ty);
     if (ty == TY_Q6_K) return src;
@@ -498,7 +445,6 @@ ALWAYS_INLINE const char *tile_src(int ty, const char *row, int64_t tile, int64_
 /* Part q of a tile: W[0..3] for steps step_of(ty, q, 0..3); part 0 also sets D (and M). */
 ALWAYS_INLINE void dec_part(int ty, const char *src, int q, __m512i *W, __m512 *D, __m512 *M) {
     switch (ty) {
-    case TY_Q4_0: dec_q4_0((const block_q4_0 *)src, q, W, D); return;
     case TY_Q8_0: dec_q8_0((const block_q8_0 *)src, q, W, D); return;
     case TY_Q4_K: dec_q4_K((const block_q4_K *)src, q, W, D, M); return;
     case TY_Q5_K: dec_q5_K((const block_q5_K *)src, q, W, D, M); return;
@@ -600,7 +546,7 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
             for (int r = 0; r < R; r++) {
                 const __m512i st = NC == 2 ? _mm512_add_epi32(s[r][t], s[r][t + T]) : s[r][t];
                 /* the first tile of a run adds to zero without reading io: zeroing io
-                 * first compiled to `rep stos` (5 % of an 8-token Q4_0 pass in perf) */
+                 * first compiled to `rep stos` (5 % of an 8-token pass in perf) */
                 const __m512 prev = in_regs           ? racc[r * T + t]
                                     : first && c == 0 ? _mm512_setzero_ps()
                                                       : io[r * iostride + t];
@@ -723,8 +669,8 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
 /* The Q8_0 products are compiled with gcc's instruction scheduling before register allocation
  * (-fschedule-insns with register pressure in mind, off by default on x86), which spreads the
  * decoder's many independent shuffles and scale loads among the vpdpbusd. Kernel A/B on one
- * core (same results bit for bit): Q8_0 5-14 % less time at k = 2..8; Q4_0 no better at
- * k >= 4; Q4_K and Q6_K 8-19 % slower at k = 8; Q5_K 6-9 % faster at k = 8 but 5 % slower at
+ * core (same results bit for bit): Q8_0 5-14 % less time at k = 2..8; Q4_0 (then on these
+ * tiles) no better at k >= 4; Q4_K and Q6_K 8-19 % slower at k = 8; Q5_K 6-9 % faster at k = 8 but 5 % slower at
  * k = 16. So only Q8_0 takes it. Other compilers ignore the hint. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define PRE_RA_SCHEDULED __attribute__((optimize("schedule-insns", "sched-pressure")))
@@ -754,11 +700,250 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
         mul_mat_##name(n, x, 0, 0, 1, y, 0, 1, s, 1);                                             \
     }
 
-DEFINE_Q(q4_0, TY_Q4_0, )
 DEFINE_Q(q8_0, TY_Q8_0, PRE_RA_SCHEDULED)
 DEFINE_Q(q4_K, TY_Q4_K, )
 DEFINE_Q(q5_K, TY_Q5_K, )
 DEFINE_Q(q6_K, TY_Q6_K, )
+
+/* ---------------------------------------------------------------- Q4_0: weight rows in lanes */
+
+/* Q4_0 products use a second layout, "rows in lanes": lane i of every register belongs to
+ * weight row i of a group of 16, and an activation dword is broadcast to all lanes. A weight
+ * block column (block b of 16 rows: 16 xmm loads and an in-lane 4x4 dword transpose) is
+ * decoded once and applied to up to RL_TG activation rows: vpdpbusd(s_t, W[j], bcast(a_t
+ * dword j)) for the 8 dwords j of the block, then one conversion, one multiply (the rows'
+ * scales by the activation block's) and one FMA per activation row. Why: on Zen 4 a core
+ * loads one zmm per cycle (1.25 zmm loads per vpdpbusd ran 30 % slower than none), and the
+ * tiles above need about one per vpdpbusd at 8 activation rows (activations, float
+ * accumulators in L1, weights); their inline-assembly copy ran 12 % faster without the
+ * activation loads. This layout broadcasts the activations from L1 (1.5 dword broadcasts per
+ * vpdpbusd still run at full speed), keeps the float sums of 16 rows x 8 activation rows in
+ * registers and needs no horizontal reduction: 1.35 against 1.56 cycles per vpdpbusd in
+ * assembly copies of both inner loops. The price is a heavier decoder (the 16 rows' scales
+ * come through general registers), which one activation row does not amortize; decoding
+ * (k = 1) is bound by memory.
+ *
+ * The result of a (weight row, activation row) pair is the blocks' scaled integer sums added
+ * in block order into one float, whatever k, the row range or the chunking is (a chunk's sums
+ * go through `out` exactly), so batches reproduce single steps bit for bit. */
+typedef struct {
+    int8_t qs[QK8_0]; /* the activation block's quants, in order */
+    int32_t corr;     /* -8 * sum(qs): the weights are decoded as unsigned nibbles q = value + 8 */
+    float d;          /* the activation block's scale */
+} q40_act;            /* 40 bytes: every dword aligned, so no broadcast spans two cache lines */
+
+#define RL_ROWS 16  /* weight rows per group, one per lane */
+#define RL_TG 8     /* activation rows applied to a decoded block column in registers */
+#define RL_CHUNK 64 /* blocks per chunk: 20 KB of activations for RL_TG rows, in L1 for every group */
+#define RL_KB 16    /* activation rows mul_mat prepares at a time (mul_mat_prepped: all) */
+
+/* One activation row's nb blocks into dst[0], dst[step], dst[2 step], ... (the [block][row]
+ * layout of a batch). */
+static void q40_prep_row(const block_q8_0 *restrict a, int64_t nb, int64_t step, q40_act *restrict dst) {
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)a[b].qs);
+        q40_act *e = dst + b * step;
+        _mm256_storeu_si256((__m256i *)e->qs, q);
+        /* sum of the signed quants: psadbw sums q + 128, less 32 * 128 */
+        const __m256i s4 = _mm256_sad_epu8(_mm256_xor_si256(q, bias), _mm256_setzero_si256());
+        __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+        s2 = _mm_add_epi64(s2, _mm_unpackhi_epi64(s2, s2));
+        e->corr = -8 * (_mm_cvtsi128_si32(s2) - 32 * 128);
+        e->d = celer_fp16_to_fp32(a[b].d);
+    }
+}
+
+/* The 16 rows of a group are ws bytes apart; p points at row 0 + `off` bytes, q = p + 8 ws.
+ * Row i is addressed as base + index * scale from six general registers (ws, 3 ws, 5 ws,
+ * 7 ws and the two bases), so no row pointer is reloaded in the loop. */
+typedef struct {
+    const char *p, *q;
+    int64_t ws, ws3, ws5, ws7;
+} rl_rows;
+
+ALWAYS_INLINE const char *rl_row(const rl_rows *g, int i) {
+    const char *b = i < 8 ? g->p : g->q;
+    switch (i % 8) {
+    case 0: return b;
+    case 1: return b + g->ws;
+    case 2: return b + 2 * g->ws;
+    case 3: return b + g->ws3;
+    case 4: return b + 4 * g->ws;
+    case 5: return b + g->ws5;
+    case 6: return b + 2 * g->ws3;
+    default: return b + g->ws7;
+    }
+}
+
+/* Block `off` / 18 of the group's rows as 8 steps: W[j] lane i = the 4 weights of row i that
+ * meet activation dword j (j < 4: low nibbles of qs dword j, values 4j..4j+3; j >= 4: the
+ * high nibbles of qs dword j - 4, values 16 + 4(j - 4)..). Y[c] holds rows c, 4 + c, 8 + c,
+ * 12 + c in its 128-bit lanes; an in-lane 4x4 dword transpose puts row i in lane i. */
+ALWAYS_INLINE void q40_rl_decode(const rl_rows *g, int64_t off, __m512i *W) {
+    __m512i Y[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        Y[c] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rl_row(g, c) + off + 2)));
+#pragma GCC unroll 4
+        for (int L = 1; L < 4; L++)
+            Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 4 * L + c) + off + 2)), L);
+    }
+    const __m512i A0 = _mm512_unpacklo_epi32(Y[0], Y[1]), A1 = _mm512_unpackhi_epi32(Y[0], Y[1]);
+    const __m512i A2 = _mm512_unpacklo_epi32(Y[2], Y[3]), A3 = _mm512_unpackhi_epi32(Y[2], Y[3]);
+    const __m512i Z[4] = {_mm512_unpacklo_epi64(A0, A2), _mm512_unpackhi_epi64(A0, A2),
+                          _mm512_unpacklo_epi64(A1, A3), _mm512_unpackhi_epi64(A1, A3)};
+    const __m512i lo = _mm512_set1_epi8(0x0f);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        W[j] = _mm512_and_si512(Z[j], lo);
+        W[4 + j] = _mm512_and_si512(_mm512_srli_epi16(Z[j], 4), lo);
+    }
+}
+
+/* The fp16 scales of block `off` / 18 of the 16 rows into sc[0..16), through general
+ * registers (a gather costs ~20 cycles on AMD Zen 4). Done two blocks ahead of their use so
+ * that the vector load reading them back does not wait on the stores. */
+ALWAYS_INLINE void q40_rl_scales(const rl_rows *g, int64_t off, uint16_t *sc) {
+    uint64_t q[4] = {0, 0, 0, 0};
+#pragma GCC unroll 16
+    for (int i = 0; i < RL_ROWS; i++) {
+        uint16_t d;
+        memcpy(&d, rl_row(g, i) + off, 2);
+        q[i / 4] |= (uint64_t)d << (16 * (i % 4));
+    }
+    memcpy(sc, q, sizeof q);
+}
+
+/* s + vpdpbusd(w, the dword at p broadcast to every lane), with the broadcast folded into the
+ * instruction ({1to16}): gcc emits a separate vpbroadcastd for the intrinsic, one more
+ * instruction per vpdpbusd, and on Zen 4 the instruction count bounds this loop (the folded
+ * form measured 12 % less time per 8-row pass). */
+ALWAYS_INLINE __m512i dpbusd_bcast(__m512i s, __m512i w, const int8_t *p) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*(const int32_t *)(const void *)p));
+    return s;
+}
+
+#define RL_AHEAD 2 /* blocks between a scale's extraction and its use (ring of 4) */
+
+/* nbk blocks of the group's rows (g: at the first of them) against T activation rows (act: the
+ * first block's entry of the first row; a block's entries are [row], astep entries apart):
+ * f_t += sum over blocks of cvt(s_t) * (D * d_a), starting at zero (first) or at what `out`
+ * holds for these rows (masked to m). */
+ALWAYS_INLINE void q40_rl_group(int T, const rl_rows *g, int nbk, const q40_act *act, int64_t astep,
+                                float *out, int64_t ld, __mmask16 m, int first, const rl_rows *next) {
+    _Alignas(64) uint16_t ring[4][RL_ROWS];
+    __m512 f[RL_TG];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) f[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, out + t * ld);
+    for (int b = 0; b < RL_AHEAD && b < nbk; b++) q40_rl_scales(g, b * (int64_t)sizeof(block_q4_0), ring[b]);
+    rl_rows r = *g, pf = *next;
+    const q40_act *ab = act;
+    for (int b = 0; b < nbk; b++) {
+        /* the next group's lines, a whole group ahead: every third block (54 bytes < a line)
+         * and the last, at the end of the block */
+        if (b % 3 == 0 || b == nbk - 1)
+#pragma GCC unroll 16
+            for (int i = 0; i < RL_ROWS; i++) _mm_prefetch(rl_row(&pf, i) + sizeof(block_q4_0) - 1, PF_HINT);
+        if (b + RL_AHEAD < nbk) q40_rl_scales(&r, RL_AHEAD * (int64_t)sizeof(block_q4_0), ring[(b + RL_AHEAD) % 4]);
+        __m512i W[8], s[RL_TG];
+        q40_rl_decode(&r, 0, W);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) s[t] = _mm512_set1_epi32(ab[t].corr);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) s[t] = dpbusd_bcast(s[t], W[j], ab[t].qs + 4 * j);
+        const __m512 D = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)ring[b % 4]));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(D, _mm512_set1_ps(ab[t].d)), f[t]);
+        r.p += sizeof(block_q4_0), r.q += sizeof(block_q4_0);
+        pf.p += sizeof(block_q4_0), pf.q += sizeof(block_q4_0);
+        ab += astep;
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(out + t * ld, m, f[t]);
+}
+
+/* Blocks [b0, b0 + nbk) of rows [r0, r1) against k activation rows (act: the entries of block
+ * b0, [block][row] with astep entries per block), accumulating into out (from zero when
+ * `first`). A last group of fewer than 16 rows is copied with zero rows after it. */
+static void q40_rl_chunk(const char *w, size_t ws, int64_t r0, int64_t r1, int64_t b0, int nbk,
+                         const q40_act *act, int64_t astep, int32_t k, float *out, int64_t ld, int first) {
+    for (int64_t g = r0; g < r1; g += RL_ROWS) {
+        const int nv = (int)(r1 - g < RL_ROWS ? r1 - g : RL_ROWS);
+        const __mmask16 m = (__mmask16)(nv == RL_ROWS ? 0xffffu : (1u << nv) - 1);
+        const size_t cb = (size_t)nbk * sizeof(block_q4_0); /* bytes of the chunk in one row */
+        _Alignas(64) char pad[nv < RL_ROWS ? RL_ROWS * RL_CHUNK * sizeof(block_q4_0) : 1];
+        const char *base = w + (size_t)g * ws + (size_t)b0 * sizeof(block_q4_0);
+        int64_t stride = (int64_t)ws;
+        if (nv < RL_ROWS) {
+            memset(pad, 0, RL_ROWS * cb);
+            for (int i = 0; i < nv; i++) memcpy(pad + (size_t)i * cb, base + (size_t)i * ws, cb);
+            base = pad, stride = (int64_t)cb;
+        }
+        const rl_rows rows = {base, base + 8 * stride, stride, 3 * stride, 5 * stride, 7 * stride};
+        /* rows to prefetch meanwhile: the next group's, past the last group the rows the
+         * thread usually takes next (prefetches never fault, in range or not) */
+        const char *nx = w + (size_t)(g + RL_ROWS) * ws + (size_t)b0 * sizeof(block_q4_0);
+        const rl_rows next = {nx, nx + 8 * (int64_t)ws, (int64_t)ws, 3 * (int64_t)ws, 5 * (int64_t)ws, 7 * (int64_t)ws};
+        if (g == r0) /* nothing before the first group prefetched it */
+            for (int i = 0; i < nv; i++)
+                for (size_t o = 0; o < cb; o += 64) _mm_prefetch(base + (size_t)i * (size_t)stride + o, PF_HINT);
+        for (int32_t t0 = 0; t0 < k; t0 += RL_TG) {
+            const int T = k - t0 < RL_TG ? (int)(k - t0) : RL_TG;
+            const q40_act *a = act + t0;
+            float *o = out + (int64_t)t0 * ld + g;
+            switch (T) {
+#define RL_CASE(TT) case TT: q40_rl_group(TT, &rows, nbk, a, astep, o, ld, m, first, &next); break;
+                RL_CASE(1) RL_CASE(2) RL_CASE(3) RL_CASE(4) RL_CASE(5) RL_CASE(6) RL_CASE(7)
+#undef RL_CASE
+            default: q40_rl_group(RL_TG, &rows, nbk, a, astep, o, ld, m, first, &next); break;
+            }
+        }
+    }
+}
+
+static void mul_mat_q4_0(int64_t n, const void *restrict w, size_t w_stride, int64_t r0, int64_t r1,
+                         const void *restrict act, size_t act_stride, int32_t k, float *restrict out, int64_t ld) {
+    if (r1 <= r0 || k <= 0) return;
+    const int64_t nb = n / QK8_0;
+    q40_act buf[RL_KB * RL_CHUNK];
+    for (int32_t t0 = 0; t0 < k; t0 += RL_KB) {
+        const int32_t kp = k - t0 < RL_KB ? k - t0 : RL_KB;
+        for (int64_t b0 = 0; b0 < nb; b0 += RL_CHUNK) {
+            const int nbk = (int)(nb - b0 < RL_CHUNK ? nb - b0 : RL_CHUNK);
+            for (int32_t t = 0; t < kp; t++)
+                q40_prep_row((const block_q8_0 *)((const char *)act + (size_t)(t0 + t) * act_stride) + b0, nbk,
+                             kp, buf + t);
+            q40_rl_chunk(w, w_stride, r0, r1, b0, nbk, buf, kp, kp, out + (int64_t)t0 * ld, ld, b0 == 0);
+        }
+    }
+}
+
+static void mul_mat_prepped_q4_0(int64_t n, const void *restrict w, size_t w_stride, int64_t r0, int64_t r1,
+                                 const void *restrict prepped, int32_t k, float *restrict out, int64_t ld) {
+    if (r1 <= r0 || k <= 0) return;
+    const int64_t nb = n / QK8_0;
+    for (int64_t b0 = 0; b0 < nb; b0 += RL_CHUNK) {
+        const int nbk = (int)(nb - b0 < RL_CHUNK ? nb - b0 : RL_CHUNK);
+        q40_rl_chunk(w, w_stride, r0, r1, b0, nbk, (const q40_act *)prepped + (size_t)b0 * (size_t)k, k, k, out, ld,
+                     b0 == 0);
+    }
+}
+
+static size_t prep_size_q4_0(int64_t n, int32_t k) { return (size_t)k * (size_t)(n / QK8_0) * sizeof(q40_act); }
+
+static void prep_all_q4_0(int64_t n, const void *restrict act, size_t act_stride, int32_t k, void *restrict dst) {
+    const int64_t nb = n / QK8_0;
+    for (int32_t t = 0; t < k; t++)
+        q40_prep_row((const block_q8_0 *)((const char *)act + (size_t)t * act_stride), nb, k, (q40_act *)dst + t);
+}
+
+static void vec_dot_q4_0(int64_t n, float *restrict s, const void *restrict x, const void *restrict y) {
+    mul_mat_q4_0(n, x, 0, 0, 1, y, 0, 1, s, 1);
+}
 
 /* ---------------------------------------------------------------- F32 / F16 / BF16 */
 
