@@ -170,7 +170,8 @@ TEST(kernels_available_and_best) {
 #endif
 }
 
-/* Every set, every type, awkward lengths, k = 1..17, 7 rows (not a multiple of any unroll). */
+/* Every set, every type, awkward lengths, k = 1..17, 37 rows (not a multiple of any unroll;
+ * two whole groups of 16 rows and a partial one for kernels that put rows in lanes). */
 TEST(kernels_mul_mat_vs_reference) {
     const ct_kernels *sets[8];
     int nsets = kt_sets(sets);
@@ -179,7 +180,7 @@ TEST(kernels_mul_mat_vs_reference) {
         int nl = kt_lengths(kt_weight_types[ti], len);
         for (int li = 0; li < nl; li++) {
             kt_case c;
-            REQUIRE(kt_case_init(&c, kt_weight_types[ti], len[li], 7, 17));
+            REQUIRE(kt_case_init(&c, kt_weight_types[ti], len[li], 37, 17));
             for (int s = 0; s < nsets; s++) kt_check_mul_mat(sets[s], &c, 0, c.rows);
             kt_case_free(&c);
         }
@@ -279,7 +280,7 @@ static void kt_check_invariant(const ct_kernels *ks, const kt_case *c) {
                                  (long long)c->n, k, first, t);
         }
     /* row ranges as thread splits make them, and odd ones */
-    const int splits[][2] = {{0, 4}, {4, rows}, {0, 1}, {1, 2}, {3, 10}, {rows - 1, rows}, {5, 8}};
+    const int splits[][2] = {{0, 4}, {4, rows}, {0, 1}, {1, 2}, {3, 10}, {rows - 1, rows}, {5, 8}, {17, rows - 2}};
     for (int si = 0; si < (int)(sizeof splits / sizeof splits[0]); si++) {
         const int r0 = splits[si][0], r1 = splits[si][1];
         for (int k = 1; k <= kmax; k += 5) {
@@ -306,7 +307,8 @@ TEST(kernels_mul_mat_batch_invariant) {
                                  bs == 1 ? 4133 : bs == 32 ? 201 * 32 : 27 * QK_K};
         for (int li = 0; li < 2; li++) {
             kt_case c;
-            REQUIRE(kt_case_init(&c, type, lens[li], 13, 17));
+            /* 37 rows: row ranges that start and end inside groups of 16 */
+            REQUIRE(kt_case_init(&c, type, lens[li], 37, 17));
             for (int s = 0; s < nsets; s++) kt_check_invariant(sets[s], &c);
             kt_case_free(&c);
         }

@@ -784,10 +784,11 @@ ALWAYS_INLINE void q40_rl_decode(const rl_rows *g, int64_t off, __m512i *W) {
     __m512i Y[4];
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
+        /* (the lane numbers are immediates: written out, since -O1 builds do not unroll) */
         Y[c] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rl_row(g, c) + off + 2)));
-#pragma GCC unroll 4
-        for (int L = 1; L < 4; L++)
-            Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 4 * L + c) + off + 2)), L);
+        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 4 + c) + off + 2)), 1);
+        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 8 + c) + off + 2)), 2);
+        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 12 + c) + off + 2)), 3);
     }
     const __m512i A0 = _mm512_unpacklo_epi32(Y[0], Y[1]), A1 = _mm512_unpackhi_epi32(Y[0], Y[1]);
     const __m512i A2 = _mm512_unpacklo_epi32(Y[2], Y[3]), A3 = _mm512_unpackhi_epi32(Y[2], Y[3]);
