@@ -13,6 +13,7 @@
  *     8 steps (in-lane dword transposes, then one vpermt2d per step; the 6-bit scales and mins
  *     of both super-blocks unpacked by two vpermb);
  *   Q6_K: one super-block, lane = 16-value sub-block, 4 steps (vpermt2d + vpermd per step).
+ * (Q4_0 puts weight rows in lanes instead: see its section below.)
  * vpdpbusd multiplies unsigned by signed bytes, so weights are decoded unsigned (q + off) and
  * corr_i = -off * sum(a) (from the activations) removes the offset exactly. Q4_K/Q5_K mins
  * are one more FMA with the activation's per-sub-block sums. Neither weights nor activations
@@ -670,8 +671,8 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
  * (-fschedule-insns with register pressure in mind, off by default on x86), which spreads the
  * decoder's many independent shuffles and scale loads among the vpdpbusd. Kernel A/B on one
  * core (same results bit for bit): Q8_0 5-14 % less time at k = 2..8; Q4_0 (then on these
- * tiles) no better at k >= 4; Q4_K and Q6_K 8-19 % slower at k = 8; Q5_K 6-9 % faster at k = 8 but 5 % slower at
- * k = 16. So only Q8_0 takes it. Other compilers ignore the hint. */
+ * tiles) no better at k >= 4; Q4_K and Q6_K 8-19 % slower at k = 8; Q5_K 6-9 % faster at
+ * k = 8 but 5 % slower at k = 16. So only Q8_0 takes it. Other compilers ignore the hint. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define PRE_RA_SCHEDULED __attribute__((optimize("schedule-insns", "sched-pressure")))
 #else
@@ -754,7 +755,8 @@ static void q40_prep_row(const block_q8_0 *restrict a, int64_t nb, int64_t step,
     }
 }
 
-/* The 16 rows of a group are ws bytes apart; p points at row 0 + `off` bytes, q = p + 8 ws.
+/* The 16 rows of a group are ws bytes apart; p points into row 0 (at the block in hand), q =
+ * p + 8 ws.
  * Row i is addressed as base + index * scale from six general registers (ws, 3 ws, 5 ws,
  * 7 ws and the two bases), so no row pointer is reloaded in the loop. */
 typedef struct {
@@ -776,19 +778,19 @@ ALWAYS_INLINE const char *rl_row(const rl_rows *g, int i) {
     }
 }
 
-/* Block `off` / 18 of the group's rows as 8 steps: W[j] lane i = the 4 weights of row i that
+/* The block at the group's pointers as 8 steps: W[j] lane i = the 4 weights of row i that
  * meet activation dword j (j < 4: low nibbles of qs dword j, values 4j..4j+3; j >= 4: the
  * high nibbles of qs dword j - 4, values 16 + 4(j - 4)..). Y[c] holds rows c, 4 + c, 8 + c,
  * 12 + c in its 128-bit lanes; an in-lane 4x4 dword transpose puts row i in lane i. */
-ALWAYS_INLINE void q40_rl_decode(const rl_rows *g, int64_t off, __m512i *W) {
+ALWAYS_INLINE void q40_rl_decode(const rl_rows *g, __m512i *W) {
     __m512i Y[4];
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
         /* (the lane numbers are immediates: written out, since -O1 builds do not unroll) */
-        Y[c] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rl_row(g, c) + off + 2)));
-        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 4 + c) + off + 2)), 1);
-        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 8 + c) + off + 2)), 2);
-        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 12 + c) + off + 2)), 3);
+        Y[c] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rl_row(g, c) + 2)));
+        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 4 + c) + 2)), 1);
+        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 8 + c) + 2)), 2);
+        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 12 + c) + 2)), 3);
     }
     const __m512i A0 = _mm512_unpacklo_epi32(Y[0], Y[1]), A1 = _mm512_unpackhi_epi32(Y[0], Y[1]);
     const __m512i A2 = _mm512_unpacklo_epi32(Y[2], Y[3]), A3 = _mm512_unpackhi_epi32(Y[2], Y[3]);
@@ -819,7 +821,7 @@ ALWAYS_INLINE void q40_rl_scales(const rl_rows *g, int64_t off, uint16_t *sc) {
 /* s + vpdpbusd(w, the dword at p broadcast to every lane), with the broadcast folded into the
  * instruction ({1to16}): gcc emits a separate vpbroadcastd for the intrinsic, one more
  * instruction per vpdpbusd, and on Zen 4 the instruction count bounds this loop (the folded
- * form measured 12 % less time per 8-row pass). */
+ * form measured 6-13 % less time at k = 4..16). */
 ALWAYS_INLINE __m512i dpbusd_bcast(__m512i s, __m512i w, const int8_t *p) {
     __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*(const int32_t *)(const void *)p));
     return s;
@@ -848,7 +850,7 @@ ALWAYS_INLINE void q40_rl_group(int T, const rl_rows *g, int nbk, const q40_act 
             for (int i = 0; i < RL_ROWS; i++) _mm_prefetch(rl_row(&pf, i) + sizeof(block_q4_0) - 1, PF_HINT);
         if (b + RL_AHEAD < nbk) q40_rl_scales(&r, RL_AHEAD * (int64_t)sizeof(block_q4_0), ring[(b + RL_AHEAD) % 4]);
         __m512i W[8], s[RL_TG];
-        q40_rl_decode(&r, 0, W);
+        q40_rl_decode(&r, W);
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) s[t] = _mm512_set1_epi32(ab[t].corr);
 #pragma GCC unroll 8
