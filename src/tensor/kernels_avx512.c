@@ -764,6 +764,11 @@ typedef struct {
     int64_t ws, ws3, ws5, ws7;
 } rl_rows;
 
+/* The group of 16 rows starting at row0, stride bytes apart. */
+ALWAYS_INLINE rl_rows rl_rows_at(const char *row0, int64_t stride) {
+    return (rl_rows){row0, row0 + 8 * stride, stride, 3 * stride, 5 * stride, 7 * stride};
+}
+
 ALWAYS_INLINE const char *rl_row(const rl_rows *g, int i) {
     const char *b = i < 8 ? g->p : g->q;
     switch (i % 8) {
@@ -886,11 +891,10 @@ static void q40_rl_chunk(const char *w, size_t ws, int64_t r0, int64_t r1, int64
             for (int i = 0; i < nv; i++) memcpy(pad + (size_t)i * cb, base + (size_t)i * ws, cb);
             base = pad, stride = (int64_t)cb;
         }
-        const rl_rows rows = {base, base + 8 * stride, stride, 3 * stride, 5 * stride, 7 * stride};
+        const rl_rows rows = rl_rows_at(base, stride);
         /* rows to prefetch meanwhile: the next group's, past the last group the rows the
          * thread usually takes next (prefetches never fault, in range or not) */
-        const char *nx = w + (size_t)(g + RL_ROWS) * ws + (size_t)b0 * sizeof(block_q4_0);
-        const rl_rows next = {nx, nx + 8 * (int64_t)ws, (int64_t)ws, 3 * (int64_t)ws, 5 * (int64_t)ws, 7 * (int64_t)ws};
+        const rl_rows next = rl_rows_at(w + (size_t)(g + RL_ROWS) * ws + (size_t)b0 * sizeof(block_q4_0), (int64_t)ws);
         if (g == r0) /* nothing before the first group prefetched it */
             for (int i = 0; i < nv; i++)
                 for (size_t o = 0; o < cb; o += 64) _mm_prefetch(base + (size_t)i * (size_t)stride + o, PF_HINT);
