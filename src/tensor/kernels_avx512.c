@@ -84,7 +84,7 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-enum { TY_Q8_0, TY_Q5_K, TY_Q6_K }; /* Q4_0 and Q4_K have a layout of their own (below) */
+enum { TY_Q8_0, TY_Q4_K, TY_Q5_K, TY_Q6_K }; /* Q4_0 has a layout of its own (below) */
 
 /* Q8_0: a tile is 16 blocks (512 values), lane i = block i, 8 dpbusd steps.
  * Q4_K/Q5_K: a tile is two super-blocks (512 values) and 8 steps; lane 8s + g holds
@@ -92,7 +92,7 @@ enum { TY_Q8_0, TY_Q5_K, TY_Q6_K }; /* Q4_0 and Q4_K have a layout of their own 
  * lane one 16-value sub-block. Either way every lane has exactly one weight scale, and the
  * float work (one conversion and one or two FMAs per lane and activation row) is paid once
  * per 8 dpbusd steps where the scales allow it (Q6_K's 16-value scales do not). */
-ALWAYS_INLINE int is_k4(int ty) { return ty == TY_Q5_K; }
+ALWAYS_INLINE int is_k4(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K; }
 ALWAYS_INLINE int eight_steps(int ty) { return ty != TY_Q6_K; }
 ALWAYS_INLINE int tile_values(int ty) { return ty == TY_Q6_K ? QK_K : 512; }
 /* dpbusd steps per tile and activation row */
@@ -101,7 +101,7 @@ ALWAYS_INLINE int steps(int ty) { return eight_steps(ty) ? 8 : 4; }
  * 2q + 4, 2q + 5, so that two rows' decoded weights fit the registers together. */
 ALWAYS_INLINE int step8(int q, int u) { return 4 * (u >> 1) + 2 * q + (u & 1); }
 #define TILE_BLOCKS 16 /* Q8_0 blocks per tile */
-ALWAYS_INLINE int has_min(int ty) { return ty == TY_Q5_K; }
+ALWAYS_INLINE int has_min(int ty) { return ty == TY_Q4_K || ty == TY_Q5_K; }
 ALWAYS_INLINE int has_corr(int ty) { return !has_min(ty); }
 /* zmm per prepared activation tile: q[steps], da, aux (corr as int32 or dsum as float) */
 ALWAYS_INLINE int azmm(int ty) { return steps(ty) + 2; }
@@ -109,6 +109,7 @@ ALWAYS_INLINE int azmm(int ty) { return steps(ty) + 2; }
 ALWAYS_INLINE size_t tile_bytes(int ty) {
     switch (ty) {
     case TY_Q8_0: return 16 * sizeof(block_q8_0);
+    case TY_Q4_K: return 2 * sizeof(block_q4_K);
     case TY_Q5_K: return 2 * sizeof(block_q5_K);
     default: return sizeof(block_q6_K);
     }
@@ -371,6 +372,11 @@ ALWAYS_INLINE void k4_pair_nibbles(const uint8_t *qs0, const uint8_t *qs1, int q
     }
 }
 
+ALWAYS_INLINE void dec_q4_K(const block_q4_K *x, int q, __m512i *W, __m512 *D, __m512 *M) {
+    k4_pair_nibbles(x[0].qs, x[1].qs, q, W);
+    if (q == 0) k4_scales_pair((const uint8_t *)x, sizeof *x, D, M);
+}
+
 /* Q5_K: the fifth bit of value l of sub-block g is bit g of qh[l]; at step j a lane covers
  * l = 4j .. 4j + 3, i.e. dword j of its super-block's qh. */
 ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, int q, __m512i *W, __m512 *D, __m512 *M) {
@@ -441,6 +447,7 @@ ALWAYS_INLINE const char *tile_src(int ty, const char *row, int64_t tile, int64_
 ALWAYS_INLINE void dec_part(int ty, const char *src, int q, __m512i *W, __m512 *D, __m512 *M) {
     switch (ty) {
     case TY_Q8_0: dec_q8_0((const block_q8_0 *)src, q, W, D); return;
+    case TY_Q4_K: dec_q4_K((const block_q4_K *)src, q, W, D, M); return;
     case TY_Q5_K: dec_q5_K((const block_q5_K *)src, q, W, D, M); return;
     default: dec_q6_K((const block_q6_K *)src, W, D); return;
     }
@@ -695,63 +702,44 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
     }
 
 DEFINE_Q(q8_0, TY_Q8_0, PRE_RA_SCHEDULED)
+DEFINE_Q(q4_K, TY_Q4_K, )
 DEFINE_Q(q5_K, TY_Q5_K, )
 DEFINE_Q(q6_K, TY_Q6_K, )
 
-/* ---------------------------------------------------------------- Q4_0, Q4_K: weight rows in lanes */
+/* ---------------------------------------------------------------- Q4_0: weight rows in lanes */
 
-/* Q4_0 and Q4_K products use a second layout, "rows in lanes": lane i of every register
- * belongs to weight row i of a group of 16, and an activation dword is broadcast to all lanes.
- * A weight block column (block b of 16 rows: xmm loads and in-lane 4x4 dword transposes) is
+/* Q4_0 products use a second layout, "rows in lanes": lane i of every register belongs to
+ * weight row i of a group of 16, and an activation dword is broadcast to all lanes. A weight
+ * block column (block b of 16 rows: 16 xmm loads and an in-lane 4x4 dword transpose) is
  * decoded once and applied to up to RL_TG activation rows: vpdpbusd(s_t, W[j], bcast(a_t
- * dword j)). Why: on Zen 4 a core loads one zmm per cycle (1.25 zmm loads per vpdpbusd ran
- * 30 % slower than none), and the tiles above need about one per vpdpbusd at 8 activation
- * rows (activations, float accumulators in L1, weights); their inline-assembly copy ran 12 %
- * faster without the activation loads. This layout broadcasts the activations from L1 (1.5
- * dword broadcasts per vpdpbusd still run at full speed), keeps the sums of 16 rows x 8
- * activation rows in registers and needs no horizontal reduction: 1.35 against 1.56 cycles
- * per vpdpbusd in assembly copies of both Q4_0 inner loops. The price is a heavier decoder,
- * which one activation row does not amortize; decoding (k = 1) is bound by memory.
- *   Q4_0: per block, one conversion, one multiply (the rows' scales by the activation
- *     block's) and one FMA per activation row after its 8 vpdpbusd.
- *   Q4_K: the sub-block sums are combined in integers as llama.cpp's reference does
- *     (sumi = sum_j sc_j isum_j, a vpmulld and a vpaddd per 8 vpdpbusd: on Zen 4 a sixth of
- *     the cost of the conversion, multiply and FMA the tiles pay per sub-block), the mins
- *     meet the activation's sub-block sums in 4 vpdpwssd, and the float work is once per
- *     super-block.
+ * dword j)) for the 8 dwords j of the block, then one conversion, one multiply (the rows'
+ * scales by the activation block's) and one FMA per activation row. Why: on Zen 4 a core
+ * loads one zmm per cycle (1.25 zmm loads per vpdpbusd ran 30 % slower than none), and the
+ * tiles above need about one per vpdpbusd at 8 activation rows (activations, float
+ * accumulators in L1, weights); their inline-assembly copy ran 12 % faster without the
+ * activation loads. This layout broadcasts the activations from L1 (1.5 dword broadcasts per
+ * vpdpbusd still run at full speed), keeps the float sums of 16 rows x 8 activation rows in
+ * registers and needs no horizontal reduction: 1.35 against 1.56 cycles per vpdpbusd in
+ * assembly copies of both inner loops. The price is a heavier decoder (the 16 rows' scales
+ * come through general registers), which one activation row does not amortize; decoding
+ * (k = 1) is bound by memory.
  *
- * The result of a (weight row, activation row) pair is the blocks' scaled sums added in block
- * order into one float, whatever k, the row range or the chunking is (a chunk's sums go
- * through `out` exactly), so batches reproduce single steps bit for bit. */
-enum { RL_Q4_0, RL_Q4_K };
-
+ * The result of a (weight row, activation row) pair is the blocks' scaled integer sums added
+ * in block order into one float, whatever k, the row range or the chunking is (a chunk's sums
+ * go through `out` exactly), so batches reproduce single steps bit for bit. */
 typedef struct {
     int8_t qs[QK8_0]; /* the activation block's quants, in order */
     int32_t corr;     /* -8 * sum(qs): the weights are decoded as unsigned nibbles q = value + 8 */
     float d;          /* the activation block's scale */
 } q40_act;            /* 40 bytes: every dword aligned, so no broadcast spans two cache lines */
 
-typedef struct {
-    int8_t qs[QK_K];  /* the activation super-block's quants, in order */
-    int32_t msum[4];  /* sums of sub-blocks 2p and 2p + 1 (32 quants each) as two int16 */
-    float d;
-} q4k_act;            /* 276 bytes, every dword aligned */
+#define RL_ROWS 16  /* weight rows per group, one per lane */
+#define RL_TG 8     /* activation rows applied to a decoded block column in registers */
+#define RL_CHUNK 64 /* blocks per chunk: 20 KB of activations for RL_TG rows, in L1 for every group */
+#define RL_KB 16    /* activation rows mul_mat prepares at a time (mul_mat_prepped: all) */
 
-#define RL_ROWS 16 /* weight rows per group, one per lane */
-#define RL_TG 8    /* activation rows applied to a decoded block column in registers */
-#define RL_KB 16   /* activation rows mul_mat prepares at a time (mul_mat_prepped: all) */
-
-ALWAYS_INLINE size_t rl_block_bytes(int ty) { return ty == RL_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q4_K); }
-ALWAYS_INLINE int64_t rl_block_values(int ty) { return ty == RL_Q4_0 ? QK8_0 : QK_K; }
-ALWAYS_INLINE size_t rl_act_bytes(int ty) { return ty == RL_Q4_0 ? sizeof(q40_act) : sizeof(q4k_act); }
-/* blocks per chunk: 2048 values, i.e. 20 (Q4_0) or 17 (Q4_K) KB of activations for RL_TG
- * rows, in L1 for every group */
-ALWAYS_INLINE int rl_chunk_blocks(int ty) { return ty == RL_Q4_0 ? 64 : 8; }
-#define RL_CHUNK_BYTES (64 * sizeof(block_q4_0)) /* one row's chunk, either type */
-_Static_assert(RL_CHUNK_BYTES == 8 * sizeof(block_q4_K), "chunks of either type have the same bytes");
-
-/* One activation row's nb blocks (Q8_0) into dst[0], dst[step], dst[2 step], ...
- * (the [block][row] layout of a batch). */
+/* One activation row's nb blocks into dst[0], dst[step], dst[2 step], ... (the [block][row]
+ * layout of a batch). */
 static void q40_prep_row(const block_q8_0 *restrict a, int64_t nb, int64_t step, q40_act *restrict dst) {
     const __m256i bias = _mm256_set1_epi8((char)0x80);
     for (int64_t b = 0; b < nb; b++) {
@@ -765,26 +753,6 @@ static void q40_prep_row(const block_q8_0 *restrict a, int64_t nb, int64_t step,
         e->corr = -8 * (_mm_cvtsi128_si32(s2) - 32 * 128);
         e->d = celer_fp16_to_fp32(a[b].d);
     }
-}
-
-/* The same for Q8_K super-blocks: the quants, and the 32-quant sums from the bsums (at most
- * 32 * 128 in magnitude, so packing them to int16 never saturates). */
-static void q4k_prep_row(const block_q8_K *restrict a, int64_t nb, int64_t step, q4k_act *restrict dst) {
-    const __m128i ones = _mm_set1_epi16(1);
-    for (int64_t b = 0; b < nb; b++) {
-        q4k_act *e = dst + b * step;
-        memcpy(e->qs, a[b].qs, sizeof e->qs);
-        const __m128i s0 = _mm_madd_epi16(_mm_loadu_si128((const __m128i *)a[b].bsums), ones);
-        const __m128i s1 = _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(a[b].bsums + 8)), ones);
-        _mm_storeu_si128((__m128i *)e->msum, _mm_packs_epi32(s0, s1));
-        e->d = a[b].d;
-    }
-}
-
-/* Blocks [b0, b0 + nb) of one activation row (in the vec_dot type) into entries step apart. */
-ALWAYS_INLINE void rl_prep_row(int ty, const void *row, int64_t b0, int64_t nb, int64_t step, void *dst) {
-    if (ty == RL_Q4_0) q40_prep_row((const block_q8_0 *)row + b0, nb, step, dst);
-    else q4k_prep_row((const block_q8_K *)row + b0, nb, step, dst);
 }
 
 /* The 16 rows of a group are ws bytes apart; p points into row 0 (at the block in hand), q =
@@ -815,58 +783,24 @@ ALWAYS_INLINE const char *rl_row(const rl_rows *g, int i) {
     }
 }
 
-ALWAYS_INLINE void rl_advance(rl_rows *g, size_t bytes) { g->p += bytes, g->q += bytes; }
-
-/* The 16 bytes at offset off of each of the group's rows: Z[j] lane i = dword j of row i's.
- * Y[c] holds rows c, 4 + c, 8 + c, 12 + c in its 128-bit lanes; an in-lane 4x4 dword
- * transpose puts row i in lane i. */
-ALWAYS_INLINE void rl_dwords(const rl_rows *g, int64_t off, __m512i *Z) {
+/* The block at the group's pointers as 8 steps: W[j] lane i = the 4 weights of row i that
+ * meet activation dword j (j < 4: low nibbles of qs dword j, values 4j..4j+3; j >= 4: the
+ * high nibbles of qs dword j - 4, values 16 + 4(j - 4)..). Y[c] holds rows c, 4 + c, 8 + c,
+ * 12 + c in its 128-bit lanes; an in-lane 4x4 dword transpose puts row i in lane i. */
+ALWAYS_INLINE void q40_rl_decode(const rl_rows *g, __m512i *W) {
     __m512i Y[4];
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
         /* (the lane numbers are immediates: written out, since -O1 builds do not unroll) */
-        Y[c] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rl_row(g, c) + off)));
-        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 4 + c) + off)), 1);
-        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 8 + c) + off)), 2);
-        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 12 + c) + off)), 3);
+        Y[c] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rl_row(g, c) + 2)));
+        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 4 + c) + 2)), 1);
+        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 8 + c) + 2)), 2);
+        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 12 + c) + 2)), 3);
     }
     const __m512i A0 = _mm512_unpacklo_epi32(Y[0], Y[1]), A1 = _mm512_unpackhi_epi32(Y[0], Y[1]);
     const __m512i A2 = _mm512_unpacklo_epi32(Y[2], Y[3]), A3 = _mm512_unpackhi_epi32(Y[2], Y[3]);
-    Z[0] = _mm512_unpacklo_epi64(A0, A2), Z[1] = _mm512_unpackhi_epi64(A0, A2);
-    Z[2] = _mm512_unpacklo_epi64(A1, A3), Z[3] = _mm512_unpackhi_epi64(A1, A3);
-}
-
-/* s + vpdpbusd(w, the dword at p broadcast to every lane), with the broadcast folded into the
- * instruction ({1to16}): gcc emits a separate vpbroadcastd for the intrinsic, one more
- * instruction per vpdpbusd, and on Zen 4 the instruction count bounds this loop (the folded
- * form measured 6-13 % less time at k = 4..16). */
-ALWAYS_INLINE __m512i dpbusd_bcast(__m512i s, __m512i w, const int8_t *p) {
-    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*(const int32_t *)(const void *)p));
-    return s;
-}
-
-/* The same for vpdpwssd (pairs of int16). */
-ALWAYS_INLINE __m512i dpwssd_bcast(__m512i s, __m512i w, const int32_t *p) {
-    __asm__("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*p));
-    return s;
-}
-
-/* The next group's lines (pf: at the block in hand), a whole group ahead. Into L1
- * (prefetcht0): on Zen 4 prefetcht1 goes to L2 but is sometimes dropped; for Q4_K the model's
- * 8-token pass took 4-7 % less time with prefetcht0, Q4_0's the same (within +-3 %). */
-ALWAYS_INLINE void rl_prefetch(const rl_rows *pf, int64_t off) {
-#pragma GCC unroll 16
-    for (int i = 0; i < RL_ROWS; i++) _mm_prefetch(rl_row(pf, i) + off, _MM_HINT_T0);
-}
-
-/* ------------------------------------------------ Q4_0 */
-
-/* The Q4_0 block at the group's pointers as 8 steps: W[j] lane i = the 4 weights of row i that
- * meet activation dword j (j < 4: low nibbles of qs dword j, values 4j..4j+3; j >= 4: the
- * high nibbles of qs dword j - 4, values 16 + 4(j - 4)..). */
-ALWAYS_INLINE void q40_rl_decode(const rl_rows *g, __m512i *W) {
-    __m512i Z[4];
-    rl_dwords(g, offsetof(block_q4_0, qs), Z);
+    const __m512i Z[4] = {_mm512_unpacklo_epi64(A0, A2), _mm512_unpackhi_epi64(A0, A2),
+                          _mm512_unpacklo_epi64(A1, A3), _mm512_unpackhi_epi64(A1, A3)};
     const __m512i lo = _mm512_set1_epi8(0x0f);
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
@@ -889,6 +823,15 @@ ALWAYS_INLINE void q40_rl_scales(const rl_rows *g, int64_t off, uint16_t *sc) {
     memcpy(sc, q, sizeof q);
 }
 
+/* s + vpdpbusd(w, the dword at p broadcast to every lane), with the broadcast folded into the
+ * instruction ({1to16}): gcc emits a separate vpbroadcastd for the intrinsic, one more
+ * instruction per vpdpbusd, and on Zen 4 the instruction count bounds this loop (the folded
+ * form measured 6-13 % less time at k = 4..16). */
+ALWAYS_INLINE __m512i dpbusd_bcast(__m512i s, __m512i w, const int8_t *p) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*(const int32_t *)(const void *)p));
+    return s;
+}
+
 #define RL_AHEAD 2 /* blocks between a scale's extraction and its use (ring of 4) */
 
 /* nbk blocks of the group's rows (g: at the first of them) against T activation rows (act: the
@@ -905,8 +848,11 @@ ALWAYS_INLINE void q40_rl_group(int T, const rl_rows *g, int nbk, const q40_act 
     rl_rows r = *g, pf = *next;
     const q40_act *ab = act;
     for (int b = 0; b < nbk; b++) {
-        /* every third block (54 bytes < a line) and the last, at the end of the block */
-        if (b % 3 == 0 || b == nbk - 1) rl_prefetch(&pf, sizeof(block_q4_0) - 1);
+        /* the next group's lines, a whole group ahead: every third block (54 bytes < a line)
+         * and the last, at the end of the block */
+        if (b % 3 == 0 || b == nbk - 1)
+#pragma GCC unroll 16
+            for (int i = 0; i < RL_ROWS; i++) _mm_prefetch(rl_row(&pf, i) + sizeof(block_q4_0) - 1, PF_HINT);
         if (b + RL_AHEAD < nbk) q40_rl_scales(&r, RL_AHEAD * (int64_t)sizeof(block_q4_0), ring[(b + RL_AHEAD) % 4]);
         __m512i W[8], s[RL_TG];
         q40_rl_decode(&r, W);
@@ -920,139 +866,25 @@ ALWAYS_INLINE void q40_rl_group(int T, const rl_rows *g, int nbk, const q40_act 
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
             f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(D, _mm512_set1_ps(ab[t].d)), f[t]);
-        rl_advance(&r, sizeof(block_q4_0)), rl_advance(&pf, sizeof(block_q4_0));
+        r.p += sizeof(block_q4_0), r.q += sizeof(block_q4_0);
+        pf.p += sizeof(block_q4_0), pf.q += sizeof(block_q4_0);
         ab += astep;
     }
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(out + t * ld, m, f[t]);
-}
-
-/* ------------------------------------------------ Q4_K */
-
-/* A Q4_K super-block's header (d, dmin, 12 bytes of 6-bit scales and mins) for the 16 rows. */
-typedef struct {
-    __m512i sc[8]; /* sub-block scale per row as int32, x16 for even sub-blocks (see below) */
-    __m512i m[4];  /* mins of sub-blocks 2p, 2p + 1 per row as two int16 */
-    __m512 d, dmin; /* d / 16 and dmin per row */
-} q4k_head;
-
-/* Header dwords H[1..3] = scales bytes s[0..11]; as in llama.cpp's get_scale_min_k4:
- * j < 4: sc_j = s[j] & 63, m_j = s[j + 4] & 63; j >= 4: sc_j = (s[j + 4] & 15) | (s[j - 4]
- * >> 6) << 4, m_j = (s[j + 4] >> 4) | (s[j] >> 6) << 4. Four bytes of each kind are unpacked
- * per dword at once, then each byte zero-extended to its own register by one vpshufb. */
-ALWAYS_INLINE void q4k_rl_head(const rl_rows *g, q4k_head *h) {
-    __m512i H[4];
-    rl_dwords(g, 0, H);
-    const __m512i c3f = _mm512_set1_epi8(0x3f), c0f = _mm512_set1_epi8(0x0f), c30 = _mm512_set1_epi8(0x30);
-    const __m512i sc[2] = {_mm512_and_si512(H[1], c3f),
-                           _mm512_or_si512(_mm512_and_si512(H[3], c0f),
-                                           _mm512_and_si512(_mm512_srli_epi32(H[1], 2), c30))};
-    const __m512i mn[2] = {_mm512_and_si512(H[2], c3f),
-                           _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(H[3], 4), c0f),
-                                           _mm512_and_si512(_mm512_srli_epi32(H[2], 2), c30))};
-    /* vpshufb picks within 128-bit lanes: dword q of a lane is bytes 4q .. 4q + 3 */
-    const __m512i base = _mm512_set4_epi32(12, 8, 4, 0);
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        const __m512i pick = _mm512_add_epi32(base, _mm512_set1_epi32((int)(0x80808000u + (unsigned)j)));
-        __m512i lo = _mm512_shuffle_epi8(sc[0], pick), hi = _mm512_shuffle_epi8(sc[1], pick);
-        if (j % 2 == 0) lo = _mm512_slli_epi32(lo, 4), hi = _mm512_slli_epi32(hi, 4);
-        h->sc[j] = lo, h->sc[4 + j] = hi;
-    }
-#pragma GCC unroll 2
-    for (int p = 0; p < 2; p++) {
-        /* bytes 2p, 2p + 1 of each dword as the two int16 of the dword */
-        const __m512i pick = _mm512_add_epi32(_mm512_mullo_epi32(base, _mm512_set1_epi32(0x10001)),
-                                              _mm512_set1_epi32((int)(0x80008000u + (unsigned)(2 * p) +
-                                                                      ((unsigned)(2 * p + 1) << 16))));
-        h->m[p] = _mm512_shuffle_epi8(mn[0], pick), h->m[2 + p] = _mm512_shuffle_epi8(mn[1], pick);
-    }
-    h->d = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(H[0])), _mm512_set1_ps(1.0f / 16));
-    h->dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(H[0], 16)));
-}
-
-/* nbk super-blocks of the group's rows against T activation rows (as q40_rl_group). Chunk c of
- * a row's quants (32 bytes) holds sub-block 2c in its low nibbles and 2c + 1 in its high ones;
- * the high ones are used in place (q & 0xf0 = 16 q: one instruction instead of a shift and a
- * mask), so the even sub-blocks' scales are x16 and sumi comes out x16, which d / 16 undoes
- * exactly. Per super-block and activation row: x = d sumi - dmin summ, f += x * d_a. */
-ALWAYS_INLINE void q4k_rl_group(int T, const rl_rows *g, int nbk, const q4k_act *act, int64_t astep,
-                                float *out, int64_t ld, __mmask16 m, int first, const rl_rows *next) {
-    __m512 f[RL_TG];
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++) f[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, out + t * ld);
-    rl_rows r = *g, pf = *next;
-    const q4k_act *ab = act;
-    const __m512i lo = _mm512_set1_epi8(0x0f), hi = _mm512_set1_epi8((char)0xf0);
-    for (int b = 0; b < nbk; b++) {
-        /* 144 bytes: the lines at +0, +64, +128; a fourth one is the next block's first */
-        rl_prefetch(&pf, 0), rl_prefetch(&pf, 64), rl_prefetch(&pf, 128);
-        q4k_head h;
-        q4k_rl_head(&r, &h);
-        __m512i S[RL_TG];
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
-            __m512i E[RL_TG], O[RL_TG];
-#pragma GCC unroll 8
-            for (int t = 0; t < T; t++) E[t] = O[t] = _mm512_setzero_si512();
-#pragma GCC unroll 2
-            for (int half = 0; half < 2; half++) {
-                __m512i Z[4];
-                rl_dwords(&r, (int64_t)offsetof(block_q4_K, qs) + 32 * c + 16 * half, Z);
-#pragma GCC unroll 4
-                for (int j = 0; j < 4; j++) {
-                    const __m512i we = _mm512_and_si512(Z[j], lo), wo = _mm512_and_si512(Z[j], hi);
-                    const int at = 64 * c + 16 * half + 4 * j; /* value of sub-block 2c's dword */
-#pragma GCC unroll 8
-                    for (int t = 0; t < T; t++) {
-                        E[t] = dpbusd_bcast(E[t], we, ab[t].qs + at);
-                        O[t] = dpbusd_bcast(O[t], wo, ab[t].qs + at + 32);
-                    }
-                }
-            }
-#pragma GCC unroll 8
-            for (int t = 0; t < T; t++) {
-                const __m512i p = _mm512_add_epi32(_mm512_mullo_epi32(E[t], h.sc[2 * c]),
-                                                   _mm512_mullo_epi32(O[t], h.sc[2 * c + 1]));
-                S[t] = c ? _mm512_add_epi32(S[t], p) : p;
-            }
-        }
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) {
-            __m512i mins = _mm512_setzero_si512();
-#pragma GCC unroll 4
-            for (int p = 0; p < 4; p++) mins = dpwssd_bcast(mins, h.m[p], ab[t].msum + p);
-            const __m512 x = _mm512_fnmadd_ps(h.dmin, _mm512_cvtepi32_ps(mins), _mm512_mul_ps(h.d, _mm512_cvtepi32_ps(S[t])));
-            f[t] = _mm512_fmadd_ps(x, _mm512_set1_ps(ab[t].d), f[t]);
-        }
-        rl_advance(&r, sizeof(block_q4_K)), rl_advance(&pf, sizeof(block_q4_K));
-        ab += astep;
-    }
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(out + t * ld, m, f[t]);
-}
-
-/* ------------------------------------------------ driver */
-
-ALWAYS_INLINE void rl_group(int ty, int T, const rl_rows *g, int nbk, const void *act, int64_t astep,
-                            float *out, int64_t ld, __mmask16 m, int first, const rl_rows *next) {
-    if (ty == RL_Q4_0) q40_rl_group(T, g, nbk, act, astep, out, ld, m, first, next);
-    else q4k_rl_group(T, g, nbk, act, astep, out, ld, m, first, next);
 }
 
 /* Blocks [b0, b0 + nbk) of rows [r0, r1) against k activation rows (act: the entries of block
  * b0, [block][row] with astep entries per block), accumulating into out (from zero when
- * `first`). A last group of fewer than 16 rows is copied with zero rows after it (zero
- * scales: they add exactly nothing, and their lanes are not stored). */
-ALWAYS_INLINE void rl_chunk(int ty, const char *w, size_t ws, int64_t r0, int64_t r1, int64_t b0, int nbk,
-                            const char *act, int64_t astep, int32_t k, float *out, int64_t ld, int first) {
-    const size_t bb = rl_block_bytes(ty), ab = rl_act_bytes(ty);
+ * `first`). A last group of fewer than 16 rows is copied with zero rows after it. */
+static void q40_rl_chunk(const char *w, size_t ws, int64_t r0, int64_t r1, int64_t b0, int nbk,
+                         const q40_act *act, int64_t astep, int32_t k, float *out, int64_t ld, int first) {
     for (int64_t g = r0; g < r1; g += RL_ROWS) {
         const int nv = (int)(r1 - g < RL_ROWS ? r1 - g : RL_ROWS);
         const __mmask16 m = (__mmask16)(nv == RL_ROWS ? 0xffffu : (1u << nv) - 1);
-        const size_t cb = (size_t)nbk * bb; /* bytes of the chunk in one row */
-        _Alignas(64) char pad[nv < RL_ROWS ? RL_ROWS * RL_CHUNK_BYTES : 1];
-        const char *base = w + (size_t)g * ws + (size_t)b0 * bb;
+        const size_t cb = (size_t)nbk * sizeof(block_q4_0); /* bytes of the chunk in one row */
+        _Alignas(64) char pad[nv < RL_ROWS ? RL_ROWS * RL_CHUNK * sizeof(block_q4_0) : 1];
+        const char *base = w + (size_t)g * ws + (size_t)b0 * sizeof(block_q4_0);
         int64_t stride = (int64_t)ws;
         if (nv < RL_ROWS) {
             memset(pad, 0, RL_ROWS * cb);
@@ -1062,81 +894,63 @@ ALWAYS_INLINE void rl_chunk(int ty, const char *w, size_t ws, int64_t r0, int64_
         const rl_rows rows = rl_rows_at(base, stride);
         /* rows to prefetch meanwhile: the next group's, past the last group the rows the
          * thread usually takes next (prefetches never fault, in range or not) */
-        const rl_rows next = rl_rows_at(w + (size_t)(g + RL_ROWS) * ws + (size_t)b0 * bb, (int64_t)ws);
+        const rl_rows next = rl_rows_at(w + (size_t)(g + RL_ROWS) * ws + (size_t)b0 * sizeof(block_q4_0), (int64_t)ws);
         if (g == r0) /* nothing before the first group prefetched it */
             for (int i = 0; i < nv; i++)
                 for (size_t o = 0; o < cb; o += 64) _mm_prefetch(base + (size_t)i * (size_t)stride + o, PF_HINT);
         for (int32_t t0 = 0; t0 < k; t0 += RL_TG) {
             const int T = k - t0 < RL_TG ? (int)(k - t0) : RL_TG;
-            const char *a = act + (size_t)t0 * ab;
+            const q40_act *a = act + t0;
             float *o = out + (int64_t)t0 * ld + g;
             switch (T) {
-#define RL_CASE(TT) case TT: rl_group(ty, TT, &rows, nbk, a, astep, o, ld, m, first, &next); break;
+#define RL_CASE(TT) case TT: q40_rl_group(TT, &rows, nbk, a, astep, o, ld, m, first, &next); break;
                 RL_CASE(1) RL_CASE(2) RL_CASE(3) RL_CASE(4) RL_CASE(5) RL_CASE(6) RL_CASE(7)
 #undef RL_CASE
-            default: rl_group(ty, RL_TG, &rows, nbk, a, astep, o, ld, m, first, &next); break;
+            default: q40_rl_group(RL_TG, &rows, nbk, a, astep, o, ld, m, first, &next); break;
             }
         }
     }
 }
 
-ALWAYS_INLINE void rl_mul_mat(int ty, int64_t n, const void *restrict w, size_t w_stride, int64_t r0, int64_t r1,
-                              const void *restrict act, size_t act_stride, int32_t k, float *restrict out, int64_t ld) {
+static void mul_mat_q4_0(int64_t n, const void *restrict w, size_t w_stride, int64_t r0, int64_t r1,
+                         const void *restrict act, size_t act_stride, int32_t k, float *restrict out, int64_t ld) {
     if (r1 <= r0 || k <= 0) return;
-    const int64_t nb = n / rl_block_values(ty), cbk = rl_chunk_blocks(ty);
-    _Alignas(64) char buf[RL_KB * RL_CHUNK_BYTES / sizeof(block_q4_0) * sizeof(q40_act)];
-    _Static_assert(sizeof buf >= RL_KB * 8 * sizeof(q4k_act), "a Q4_K chunk's activations fit");
+    const int64_t nb = n / QK8_0;
+    q40_act buf[RL_KB * RL_CHUNK];
     for (int32_t t0 = 0; t0 < k; t0 += RL_KB) {
         const int32_t kp = k - t0 < RL_KB ? k - t0 : RL_KB;
-        for (int64_t b0 = 0; b0 < nb; b0 += cbk) {
-            const int nbk = (int)(nb - b0 < cbk ? nb - b0 : cbk);
+        for (int64_t b0 = 0; b0 < nb; b0 += RL_CHUNK) {
+            const int nbk = (int)(nb - b0 < RL_CHUNK ? nb - b0 : RL_CHUNK);
             for (int32_t t = 0; t < kp; t++)
-                rl_prep_row(ty, (const char *)act + (size_t)(t0 + t) * act_stride, b0, nbk, kp,
-                            buf + (size_t)t * rl_act_bytes(ty));
-            rl_chunk(ty, w, w_stride, r0, r1, b0, nbk, buf, kp, kp, out + (int64_t)t0 * ld, ld, b0 == 0);
+                q40_prep_row((const block_q8_0 *)((const char *)act + (size_t)(t0 + t) * act_stride) + b0, nbk,
+                             kp, buf + t);
+            q40_rl_chunk(w, w_stride, r0, r1, b0, nbk, buf, kp, kp, out + (int64_t)t0 * ld, ld, b0 == 0);
         }
     }
 }
 
-ALWAYS_INLINE void rl_mul_mat_prepped(int ty, int64_t n, const void *restrict w, size_t w_stride, int64_t r0,
-                                      int64_t r1, const void *restrict prepped, int32_t k, float *restrict out,
-                                      int64_t ld) {
+static void mul_mat_prepped_q4_0(int64_t n, const void *restrict w, size_t w_stride, int64_t r0, int64_t r1,
+                                 const void *restrict prepped, int32_t k, float *restrict out, int64_t ld) {
     if (r1 <= r0 || k <= 0) return;
-    const int64_t nb = n / rl_block_values(ty), cbk = rl_chunk_blocks(ty);
-    for (int64_t b0 = 0; b0 < nb; b0 += cbk) {
-        const int nbk = (int)(nb - b0 < cbk ? nb - b0 : cbk);
-        rl_chunk(ty, w, w_stride, r0, r1, b0, nbk, (const char *)prepped + (size_t)b0 * (size_t)k * rl_act_bytes(ty),
-                 k, k, out, ld, b0 == 0);
+    const int64_t nb = n / QK8_0;
+    for (int64_t b0 = 0; b0 < nb; b0 += RL_CHUNK) {
+        const int nbk = (int)(nb - b0 < RL_CHUNK ? nb - b0 : RL_CHUNK);
+        q40_rl_chunk(w, w_stride, r0, r1, b0, nbk, (const q40_act *)prepped + (size_t)b0 * (size_t)k, k, k, out, ld,
+                     b0 == 0);
     }
 }
 
-#define DEFINE_RL(name, ty)                                                                       \
-    static void mul_mat_##name(int64_t n, const void *restrict w, size_t w_stride, int64_t r0,    \
-                               int64_t r1, const void *restrict act, size_t act_stride, int32_t k, \
-                               float *restrict out, int64_t ld) {                                 \
-        rl_mul_mat(ty, n, w, w_stride, r0, r1, act, act_stride, k, out, ld);                      \
-    }                                                                                             \
-    static void mul_mat_prepped_##name(int64_t n, const void *restrict w, size_t w_stride,        \
-                                       int64_t r0, int64_t r1, const void *restrict prepped,      \
-                                       int32_t k, float *restrict out, int64_t ld) {              \
-        rl_mul_mat_prepped(ty, n, w, w_stride, r0, r1, prepped, k, out, ld);                      \
-    }                                                                                             \
-    static size_t prep_size_##name(int64_t n, int32_t k) {                                        \
-        return (size_t)k * (size_t)(n / rl_block_values(ty)) * rl_act_bytes(ty);                  \
-    }                                                                                             \
-    static void prep_all_##name(int64_t n, const void *restrict act, size_t act_stride, int32_t k, \
-                                void *restrict dst) {                                             \
-        for (int32_t t = 0; t < k; t++)                                                           \
-            rl_prep_row(ty, (const char *)act + (size_t)t * act_stride, 0, n / rl_block_values(ty), \
-                        k, (char *)dst + (size_t)t * rl_act_bytes(ty));                           \
-    }                                                                                             \
-    static void vec_dot_##name(int64_t n, float *restrict s, const void *restrict x,              \
-                               const void *restrict y) {                                          \
-        mul_mat_##name(n, x, 0, 0, 1, y, 0, 1, s, 1);                                             \
-    }
+static size_t prep_size_q4_0(int64_t n, int32_t k) { return (size_t)k * (size_t)(n / QK8_0) * sizeof(q40_act); }
 
-DEFINE_RL(q4_0, RL_Q4_0)
-DEFINE_RL(q4_K, RL_Q4_K)
+static void prep_all_q4_0(int64_t n, const void *restrict act, size_t act_stride, int32_t k, void *restrict dst) {
+    const int64_t nb = n / QK8_0;
+    for (int32_t t = 0; t < k; t++)
+        q40_prep_row((const block_q8_0 *)((const char *)act + (size_t)t * act_stride), nb, k, (q40_act *)dst + t);
+}
+
+static void vec_dot_q4_0(int64_t n, float *restrict s, const void *restrict x, const void *restrict y) {
+    mul_mat_q4_0(n, x, 0, 0, 1, y, 0, 1, s, 1);
+}
 
 /* ---------------------------------------------------------------- F32 / F16 / BF16 */
 
