@@ -86,8 +86,15 @@ asan:
 run: $(BIN)
 	sh scripts/run-default.sh $(BIN)
 
-bench: $(BIN) $(BENCHBINS)
-	sh bench/run.sh $(BIN) $(BUILD)/bench
+# llama.cpp's side of a same-run race (bench/peer/llama_peer.c, run by bench/run.sh when
+# LLAMA_LIB_DIR names a built llama.cpp): it reaches llama.cpp through dlopen, so it builds
+# without llama.cpp's headers or libraries.
+PEER     := $(BUILD)/llama-peer
+$(PEER): bench/peer/llama_peer.c $(DEPS_OK)
+	$(CC) $(CFLAGS_ALL) -o $@ $< -ldl
+
+bench: $(BIN) $(BENCHBINS) $(PEER)
+	LLAMA_PEER=$(PEER) sh bench/run.sh $(BIN) $(BUILD)/bench
 
 # libFuzzer targets (clang from Debian), each run for a bounded time under ASan+UBSan.
 FUZZ_SECONDS ?= 60

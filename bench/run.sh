@@ -8,8 +8,10 @@
 # Environment: CELER_DATA (default ../shared), CELER_BENCH_MODELS (model cache, default
 # bench-models beside CELER_BIN, e.g. build/bench-models; files are made only when missing), BENCH_TYPES (default
 # "Q4_0 Q8_0 Q4_K_M"), BENCH_REPS (runs per measurement, default 3), BENCH_THREADS
-# (default "1 2"), LLAMA_BENCH (path of llama.cpp's llama-bench: when set, it runs on the
-# same files in the same run, for a fair race).
+# (default "1 2"), LLAMA_LIB_DIR (a folder with a built llama.cpp, libllama.so and libggml.so:
+# when set, LLAMA_PEER (build/llama-peer, from bench/peer/llama_peer.c) measures llama.cpp on
+# each file right after celer, the same way, and a same-run table compares the two),
+# LLAMA_BENCH (path of llama.cpp's llama-bench: when set, it also runs on the same files).
 set -u
 CELER=${1:?usage: sh bench/run.sh CELER_BIN BENCH_DIR}
 BENCH_DIR=${2:-}
@@ -54,6 +56,7 @@ echo "- load average at start: $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)"
 echo
 
 results=""
+peers=""
 for t in $TYPES; do
     f=$MODELS/$PRESET-$t.gguf
     if [ ! -f "$f" ]; then
@@ -68,6 +71,15 @@ for t in $TYPES; do
     }
     results="$results$t	$j
 "
+    if [ -n "${LLAMA_LIB_DIR:-}" ]; then
+        echo "bench: llama.cpp (llama-peer) on $f ..." >&2
+        if p=$("${LLAMA_PEER:-$(dirname "$CELER")/llama-peer}" "$LLAMA_LIB_DIR" "$f" "$REPS" 2>/dev/null); then
+            peers="$peers$t	$j	$p
+"
+        else
+            echo "bench: llama-peer failed on $f (run it by hand to see why)" >&2
+        fi
+    fi
 done
 
 echo "## celer bench --plain: $PRESET shape, Llama 2 vocabulary (llama.cpp in parentheses)"
@@ -112,6 +124,42 @@ echo
 echo "llama.cpp's figures were measured on another machine (see BENCHMARKING.md: 2 cores AMD"
 echo "EPYC Zen 4); compare ratios, and rerun llama-bench on the same files here for a fair race."
 echo
+
+# celer and llama.cpp (llama-peer) on the same files, same run, measured the same way.
+if [ -n "$peers" ]; then
+    echo "## Same run: celer and llama.cpp on the same files (llama.cpp in $LLAMA_LIB_DIR)"
+    echo
+    echo "Both measured by the definitions above, llama.cpp right after celer on each file."
+    echo "Last row of each type: celer's speed over llama.cpp's (decode, prompt) and llama.cpp's"
+    echo "pass time over celer's (k = 8 and 16)."
+    echo
+    echo "| type | engine | decode 1 thr | decode 2 thr | prompt 512 | k=2 | k=4 | k=8 | k=16 | batch ms k=1 / 8 / 16 |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    printf '%s' "$peers" | while IFS='	' read -r t j p; do
+        [ -n "$t" ] || continue
+        for e in celer llama.cpp; do
+            if [ $e = celer ]; then x=$j; else x=$p; fi
+            dec=$(obj "$x" decode_tps)
+            bc=$(obj "$x" batch_cost)
+            ms=$(obj "$x" batch_ms)
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s |\n' "$t" "$e" \
+                "$(fmt 1 "$(val "$dec" 1)")" "$(fmt 1 "$(val "$dec" 2)")" "$(fmt 1 "$(val "$x" prompt_tps)")" \
+                "$(fmt 2 "$(val "$bc" 2)")" "$(fmt 2 "$(val "$bc" 4)")" "$(fmt 2 "$(val "$bc" 8)")" \
+                "$(fmt 2 "$(val "$bc" 16)")" "$(fmt 1 "$(val "$ms" 1)")" "$(fmt 1 "$(val "$ms" 8)")" \
+                "$(fmt 1 "$(val "$ms" 16)")"
+        done
+        ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else printf "?" }'; }
+        dj=$(obj "$j" decode_tps)
+        dp=$(obj "$p" decode_tps)
+        mj=$(obj "$j" batch_ms)
+        mp=$(obj "$p" batch_ms)
+        printf '| %s | celer / llama.cpp | %s | %s | %s | | | %s | %s | |\n' "$t" \
+            "$(ratio "$(val "$dj" 1)" "$(val "$dp" 1)")" "$(ratio "$(val "$dj" 2)" "$(val "$dp" 2)")" \
+            "$(ratio "$(val "$j" prompt_tps)" "$(val "$p" prompt_tps)")" \
+            "$(ratio "$(val "$mp" 8)" "$(val "$mj" 8)")" "$(ratio "$(val "$mp" 16)" "$(val "$mj" 16)")"
+    done
+    echo
+fi
 
 # llama.cpp on the same files, same run (only when LLAMA_BENCH names its llama-bench).
 if [ -n "${LLAMA_BENCH:-}" ] && [ -x "$LLAMA_BENCH" ]; then
