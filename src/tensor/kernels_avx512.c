@@ -58,7 +58,7 @@
 #ifndef L1_ACT
 #define L1_ACT 24576 /* bytes of prepared activations a sub-chunk may use */
 #endif
-/* Software prefetch of the weight stream, PF_DIST bytes ahead into L2: the hardware
+/* Software prefetch of the weight stream, PF_DIST bytes ahead (PF_HINT_*, below): the hardware
  * prefetchers stop at 4 KB pages, and walking the page tables ahead (costly in a VM) raised
  * single-thread streaming from ~8 to ~10 GB/s on the development machine. On that machine
  * (a 2-core Sapphire Rapids VM) streaming and VNNI work barely overlap: at k = 8 a pass
@@ -80,7 +80,14 @@
 #ifndef PF_ROWS_F
 #define PF_ROWS_F 8
 #endif
-#define PF_HINT _MM_HINT_T1
+/* Quantized products prefetch into L1 (prefetcht0), F32/F16/BF16 into L2 (prefetcht1). With
+ * the whole model on AMD Zen 4 (two builds in one process, passes alternating, 31-61 rounds
+ * of 3-4 passes per k, median of the paired ratios; the same harness with two identical builds
+ * gave 1.00 +- 0.03), L1 against L2, k = 1 / 2 / 4 / 8 / 16: Q4_K_M 2 threads 0.95 / 0.94 / 0.99
+ * / 0.99 / 0.97, 1 thread 0.94 / 0.94 / 0.99 / 0.97 / 0.99; Q8_0 0.96 / 0.97 / 0.96 / 0.99 /
+ * 0.96; Q4_0 0.98 / 0.97 / 1.01 / 1.01 / 0.99. (The F-type products were not measured.) */
+#define PF_HINT_Q _MM_HINT_T0
+#define PF_HINT_F _MM_HINT_T1
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -504,7 +511,7 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
                 const char *rw = row + r * wstride;
                 const char *pf = rw + (tile0 + c) * (int64_t)tile_bytes(ty) +
                                  (mode == WB_NONE ? PF_DIST_FEW : PF_DIST); /* WB_NONE: kp <= TG */
-                for (size_t o = 0; o < tile_bytes(ty); o += 64) _mm_prefetch(pf + o, PF_HINT);
+                for (size_t o = 0; o < tile_bytes(ty); o += 64) _mm_prefetch(pf + o, PF_HINT_Q);
                 src[r] = tile_src(ty, rw, tile0 + c, n, pad[r]);
             }
         }
@@ -852,7 +859,7 @@ ALWAYS_INLINE void q40_rl_group(int T, const rl_rows *g, int nbk, const q40_act 
          * and the last, at the end of the block */
         if (b % 3 == 0 || b == nbk - 1)
 #pragma GCC unroll 16
-            for (int i = 0; i < RL_ROWS; i++) _mm_prefetch(rl_row(&pf, i) + sizeof(block_q4_0) - 1, PF_HINT);
+            for (int i = 0; i < RL_ROWS; i++) _mm_prefetch(rl_row(&pf, i) + sizeof(block_q4_0) - 1, PF_HINT_Q);
         if (b + RL_AHEAD < nbk) q40_rl_scales(&r, RL_AHEAD * (int64_t)sizeof(block_q4_0), ring[(b + RL_AHEAD) % 4]);
         __m512i W[8], s[RL_TG];
         q40_rl_decode(&r, W);
@@ -897,7 +904,7 @@ static void q40_rl_chunk(const char *w, size_t ws, int64_t r0, int64_t r1, int64
         const rl_rows next = rl_rows_at(w + (size_t)(g + RL_ROWS) * ws + (size_t)b0 * sizeof(block_q4_0), (int64_t)ws);
         if (g == r0) /* nothing before the first group prefetched it */
             for (int i = 0; i < nv; i++)
-                for (size_t o = 0; o < cb; o += 64) _mm_prefetch(base + (size_t)i * (size_t)stride + o, PF_HINT);
+                for (size_t o = 0; o < cb; o += 64) _mm_prefetch(base + (size_t)i * (size_t)stride + o, PF_HINT_Q);
         for (int32_t t0 = 0; t0 < k; t0 += RL_TG) {
             const int T = k - t0 < RL_TG ? (int)(k - t0) : RL_TG;
             const q40_act *a = act + t0;
@@ -1011,7 +1018,7 @@ ALWAYS_INLINE void row_f(int ft, int R, int T, const char *row, size_t wstride, 
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             wp[r] = row + r * wstride + (size_t)(e0 + e) * ws;
-            if (((uintptr_t)wp[r] & 63) < (size_t)E * ws) _mm_prefetch(wp[r] + pf_dist, PF_HINT);
+            if (((uintptr_t)wp[r] & 63) < (size_t)E * ws) _mm_prefetch(wp[r] + pf_dist, PF_HINT_F);
         }
         if (ft == FT_BF16_DP) {
             const __mmask32 m = mask32(left);
