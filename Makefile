@@ -35,6 +35,7 @@ LIB      := $(BUILD)/libceler.a
 BIN      := $(BUILD)/celer
 TESTBIN  := $(BUILD)/celer-tests
 BENCHBINS:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+PEER     := $(BUILD)/llama-peer
 DEPS_OK  := $(BUILD)/.deps-ok
 
 .PHONY: all lib test asan bench fuzz run install clean deps
@@ -76,7 +77,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS)
 
 # `make test` runs every unit, golden and CLI test; the runner prints "N passed, N failed".
-test: $(BIN) $(TESTBIN)
+test: $(BIN) $(TESTBIN) $(PEER)
 	CELER_BIN=$(abspath $(BIN)) $(TESTBIN) $(T)
 
 # ASan+UBSan build of everything, same test suite.
@@ -89,8 +90,8 @@ run: $(BIN)
 # llama.cpp's side of a same-run race (bench/peer/llama_peer.c, run by bench/run.sh when
 # LLAMA_LIB_DIR names a built llama.cpp): it reaches llama.cpp through dlopen, so it builds
 # without llama.cpp's headers or libraries.
-PEER     := $(BUILD)/llama-peer
 $(PEER): bench/peer/llama_peer.c $(DEPS_OK)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< -ldl
 
 bench: $(BIN) $(BENCHBINS) $(PEER)
