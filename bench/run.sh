@@ -126,6 +126,8 @@ echo "EPYC Zen 4); compare ratios, and rerun llama-bench on the same files here 
 echo
 
 # celer and llama.cpp (llama-peer) on the same files, same run, measured the same way.
+# a / b as "1.23x", or "?" when either is missing: ratio A B
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else printf "?" }'; }
 if [ -n "$peers" ]; then
     echo "## Same run: celer and llama.cpp on the same files (llama.cpp in $LLAMA_LIB_DIR)"
     echo
@@ -148,7 +150,6 @@ if [ -n "$peers" ]; then
                 "$(fmt 2 "$(val "$bc" 16)")" "$(fmt 1 "$(val "$ms" 1)")" "$(fmt 1 "$(val "$ms" 8)")" \
                 "$(fmt 1 "$(val "$ms" 16)")"
         done
-        ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else printf "?" }'; }
         dj=$(obj "$j" decode_tps)
         dp=$(obj "$p" decode_tps)
         mj=$(obj "$j" batch_ms)

@@ -314,6 +314,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     p.n_vocab = p.api.vocab_n_tokens(p.api.model_get_vocab(p.model));
+    if (p.n_vocab < 2) {
+        fprintf(stderr, "llama-peer: %s has a vocabulary of %d tokens\n", argv[2], p.n_vocab);
+        return 1;
+    }
     p.batch = p.api.batch_init(N_PP, 0, 1);
     /* token ids spread over the vocabulary; the values do not change the work */
     int32_t ids[N_PP];
