@@ -68,6 +68,9 @@ medratio() {
     done <"$1" 3<"$2" | median
 }
 
+case $ROUNDS in
+'' | *[!0-9]* | 0) echo "bench: BENCH_ROUNDS must be a positive whole number, not '$ROUNDS'" >&2; exit 1 ;;
+esac
 if [ ! -x "$CELER" ]; then echo "bench: $CELER is not built" >&2; exit 1; fi
 if [ ! -f "$VOCAB" ]; then echo "bench: missing $VOCAB (set CELER_DATA)" >&2; exit 1; fi
 mkdir -p "$MODELS" || exit 1
@@ -93,6 +96,7 @@ echo
 
 TMP=$(mktemp -d) || exit 1
 trap 'rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM # so that the EXIT trap runs on a signal too
 # Per type: $TMP/celer-T (celer bench's JSON, one line per round) and, with LLAMA_LIB_DIR,
 # $TMP/llama-T (llama-peer's, same rounds).
 measured=""
