@@ -50,12 +50,12 @@ fmt() { if [ -n "$2" ]; then printf "%.${1}f" "$2"; else printf '?'; fi; }
 xratio() { if [ -n "$1" ]; then printf '%.2fx' "$1"; else printf '?'; fi; }
 # Median of the numbers on standard input (empty when there are none)
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-# Median over the rounds' JSON objects in FILE (one per line) of KEY, or of KEY inside the
-# nested object OBJ: med FILE KEY [OBJ]
+# Number KEY of a JSON object, or of KEY inside its nested object OBJ: field JSON KEY [OBJ]
+field() { if [ -n "${3:-}" ]; then val "$(obj "$1" "$3")" "$2"; else val "$1" "$2"; fi; }
+# Median over the rounds' JSON objects in FILE (one per line): med FILE KEY [OBJ]
 med() {
     while IFS= read -r x; do
-        if [ -n "${3:-}" ]; then x=$(obj "$x" "$3"); fi
-        v=$(val "$x" "$2")
+        v=$(field "$x" "$2" "${3:-}")
         [ -n "$v" ] && echo "$v"
     done <"$1" | median
 }
@@ -63,8 +63,8 @@ med() {
 # medratio FILE_A FILE_B KEY [OBJ]
 medratio() {
     while IFS= read -r a && IFS= read -r b <&3; do
-        if [ -n "${4:-}" ]; then a=$(obj "$a" "$4") b=$(obj "$b" "$4"); fi
-        awk -v a="$(val "$a" "$3")" -v b="$(val "$b" "$3")" 'BEGIN { if (a > 0 && b > 0) print a / b }'
+        awk -v a="$(field "$a" "$3" "${4:-}")" -v b="$(field "$b" "$3" "${4:-}")" \
+            'BEGIN { if (a > 0 && b > 0) print a / b }'
     done <"$1" 3<"$2" | median
 }
 
@@ -87,8 +87,12 @@ model=$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1
 caches=""
 for d in /sys/devices/system/cpu/cpu0/cache/index*; do
     [ -r "$d/size" ] || continue
-    case $(cat "$d/type") in Instruction) continue ;; esac
-    caches="$caches${caches:+, }L$(cat "$d/level")$(case $(cat "$d/type") in Data) echo d ;; esac) $(cat "$d/size")"
+    case $(cat "$d/type") in
+    Instruction) continue ;;
+    Data) kind=d ;;
+    *) kind="" ;;
+    esac
+    caches="$caches${caches:+, }L$(cat "$d/level")$kind $(cat "$d/size")"
 done
 echo "- CPU: ${cpu:-unknown} (family ${fam:-?}, model ${model:-?}; caches ${caches:-?}), $(nproc 2>/dev/null || echo '?') logical cores, ${mem:-? GiB} memory; ISA: ${isa:-?}"
 echo "- load average at start: $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)"
