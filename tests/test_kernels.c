@@ -189,7 +189,8 @@ TEST(kernels_mul_mat_vs_reference) {
 
 /* A set's shared activation preparation (prep + mul_mat_prepped, what the engine uses so that
  * a product's work items share one layout) gives mul_mat's results bit for bit: every type
- * that has one, awkward lengths, k = 1..17 and 32, 33 (three groups of rows), row sub-ranges. */
+ * that has one, awkward lengths, k = 1..17 and 32, 33 (three groups of rows), row sub-ranges,
+ * the preparation made in two row ranges. */
 TEST(kernels_mul_mat_prepped_equals_mul_mat) {
     const ct_kernels *sets[8];
     int nsets = kt_sets(sets), checked = 0;
@@ -205,13 +206,18 @@ TEST(kernels_mul_mat_prepped_equals_mul_mat) {
                 const ct_kernels *K = sets[s];
                 if (!K->prep[type]) continue;
                 REQUIRE(K->prep_size[type] && K->mul_mat_prepped[type]);
-                void *buf = aligned_alloc(64, (K->prep_size[type](c.n, 33) + 63) & ~(size_t)63);
+                const size_t bytes = (K->prep_size[type](c.n, 33) + 63) & ~(size_t)63;
+                void *buf = aligned_alloc(64, bytes);
                 float *want = calloc((size_t)c.rows * 33, sizeof(float)), *got = calloc((size_t)c.rows * 33, sizeof(float));
                 REQUIRE(buf && want && got);
                 for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
                     const int k = ks[ki], r0 = ki % 2, r1 = c.rows - (int)(ki % 3);
                     K->mul_mat[type](c.n, c.w, c.wrow, r0, r1, c.a, c.arow, k, want, c.rows);
-                    K->prep[type](c.n, c.a, c.arow, k, buf);
+                    /* in two row ranges, as two threads would lay them out; nothing left over
+                     * from the previous k may make up for a place they miss */
+                    memset(buf, 0x5a, bytes);
+                    K->prep[type](c.n, c.a, c.arow, k, k / 3, k, buf);
+                    K->prep[type](c.n, c.a, c.arow, k, 0, k / 3, buf);
                     K->mul_mat_prepped[type](c.n, c.w, c.wrow, r0, r1, buf, k, got, c.rows);
                     for (int t = 0; t < k; t++)
                         if (memcmp(want + (size_t)t * c.rows + r0, got + (size_t)t * c.rows + r0,

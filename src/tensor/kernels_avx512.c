@@ -616,15 +616,22 @@ ALWAYS_INLINE void prep_tiles(int ty, int64_t n, const void *act, size_t act_str
         for (int t = 0; t < kp; t++) prep_tile(ty, a0 + (size_t)t * act_stride, n, c0 + c, dst + ((size_t)c * kp + t) * AZ);
 }
 
-ALWAYS_INLINE void prep_all(int ty, int64_t n, const void *act, size_t act_stride, int32_t k, void *dst) {
-    for (int64_t t0 = 0; t0 < k; t0 += KB) {
-        const int kp = (int)(k - t0 < KB ? k - t0 : KB);
-        prep_tiles(ty, n, act, act_stride, t0, kp, 0, n_tiles(ty, n), (__m512i *)dst + prep_group_zmm(ty, n, t0));
+/* Rows [r0, r1) of the k rows into their places in a whole product's preparation. */
+ALWAYS_INLINE void prep_rows(int ty, int64_t n, const void *act, size_t act_stride, int32_t k, int32_t r0,
+                             int32_t r1, void *dst) {
+    const int AZ = azmm(ty);
+    const int64_t nt = n_tiles(ty, n);
+    for (int32_t t = r0; t < r1; t++) {
+        const int64_t g0 = t - t % KB;
+        const int kp = (int)(k - g0 < KB ? k - g0 : KB);
+        __m512i *group = (__m512i *)dst + prep_group_zmm(ty, n, g0);
+        const char *a = (const char *)act + (size_t)t * act_stride;
+        for (int64_t c = 0; c < nt; c++) prep_tile(ty, a, n, c, group + ((size_t)c * kp + (size_t)(t - g0)) * AZ);
     }
 }
 
 /* The product over rows [r0, r1) from activations in the vec_dot type (act, prepared here span
- * by span) or already prepared for the whole product (prepped, from prep_all). */
+ * by span) or already prepared for the whole product (prepped, from prep_rows). */
 ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w_stride,
                              int64_t r0, int64_t r1, const void *restrict act, size_t act_stride,
                              const void *restrict prepped, int32_t k, float *restrict out, int64_t ld) {
@@ -699,9 +706,9 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
         mul_mat_q(ty, n, w, w_stride, r0, r1, NULL, 0, prepped, k, out, ld);                      \
     }                                                                                             \
     static size_t prep_size_##name(int64_t n, int32_t k) { return prep_bytes(ty, n, k); }         \
-    static void prep_all_##name(int64_t n, const void *restrict act, size_t act_stride,           \
-                                int32_t k, void *restrict dst) {                                  \
-        prep_all(ty, n, act, act_stride, k, dst);                                                 \
+    static void prep_rows_##name(int64_t n, const void *restrict act, size_t act_stride,          \
+                                 int32_t k, int32_t t0, int32_t t1, void *restrict dst) {         \
+        prep_rows(ty, n, act, act_stride, k, t0, t1, dst);                                        \
     }                                                                                             \
     static void vec_dot_##name(int64_t n, float *restrict s, const void *restrict x,              \
                                const void *restrict y) {                                          \
@@ -949,9 +956,10 @@ static void mul_mat_prepped_q4_0(int64_t n, const void *restrict w, size_t w_str
 
 static size_t prep_size_q4_0(int64_t n, int32_t k) { return (size_t)k * (size_t)(n / QK8_0) * sizeof(q40_act); }
 
-static void prep_all_q4_0(int64_t n, const void *restrict act, size_t act_stride, int32_t k, void *restrict dst) {
+static void prep_rows_q4_0(int64_t n, const void *restrict act, size_t act_stride, int32_t k, int32_t t0,
+                           int32_t t1, void *restrict dst) {
     const int64_t nb = n / QK8_0;
-    for (int32_t t = 0; t < k; t++)
+    for (int32_t t = t0; t < t1; t++)
         q40_prep_row((const block_q8_0 *)((const char *)act + (size_t)t * act_stride), nb, k, (q40_act *)dst + t);
 }
 
@@ -1277,7 +1285,7 @@ static void swiglu(float *restrict gate, const float *restrict up, int64_t n) {
         .mul_mat = {[CELER_TYPE_F32] = mul_mat_f32, [CELER_TYPE_F16] = mul_mat_f16,            \
                     [CELER_TYPE_BF16] = mul_mat_##bf16, QUANT_ENTRIES(mul_mat)},               \
         .prep_size = {QUANT_ENTRIES(prep_size)},                                               \
-        .prep = {QUANT_ENTRIES(prep_all)},                                                     \
+        .prep = {QUANT_ENTRIES(prep_rows)},                                                     \
         .mul_mat_prepped = {QUANT_ENTRIES(mul_mat_prepped)},                                   \
         .quantize_act = {                                                                      \
             [CELER_TYPE_F32] = act_f32,                                                        \

@@ -88,12 +88,14 @@ typedef void (*ct_mul_mat_fn)(int64_t n, const void *restrict w, size_t w_stride
  * Optional (NULL where a set has none): the activations re-laid out once per product in the
  * form the set's mul_mat works from, so that the work items of one product (row ranges that
  * threads take in turn) share them instead of each preparing its own. prep_size: bytes for k
- * rows of n; prep: lays out k activation rows (as mul_mat takes them) into dst, 64-byte
- * aligned; mul_mat_prepped: mul_mat from that layout, with the same results bit for bit.
+ * rows of n; prep: lays out activation rows [t0, t1) of a product of k rows (act: row 0, as
+ * mul_mat takes them) into their places in dst, 64-byte aligned, so that threads can lay out
+ * disjoint row ranges at once; mul_mat_prepped: mul_mat from that layout, with the same
+ * results bit for bit.
  */
 typedef size_t (*ct_prep_size_fn)(int64_t n, int32_t k);
-typedef void (*ct_prep_fn)(int64_t n, const void *restrict act, size_t act_stride, int32_t k,
-                           void *restrict dst);
+typedef void (*ct_prep_fn)(int64_t n, const void *restrict act, size_t act_stride, int32_t k, int32_t t0,
+                           int32_t t1, void *restrict dst);
 typedef void (*ct_mul_mat_prepped_fn)(int64_t n, const void *restrict w, size_t w_stride, int64_t r0,
                                       int64_t r1, const void *restrict prepped, int32_t k,
                                       float *restrict out, int64_t ld);
