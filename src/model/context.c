@@ -444,8 +444,8 @@ static void input_worker(void *arg, int32_t ith, int32_t nth) {
             if (p->norm) rmsnorm(p->normed + (size_t)t * cols, x, p->norm, (int32_t)cols, p->eps);
         }
         for (int c = 0; c < r->n_conv; c++)
-            r->kernels->quantize_act[r->conv[c].type](r->x + (size_t)t * cols, r->conv[c].dst + (size_t)t * r->conv[c].stride,
-                                                      r->cols);
+            r->kernels->quantize_act[r->conv[c].type](r->x + (size_t)t * cols,
+                                                      r->conv[c].dst + (size_t)t * r->conv[c].stride, r->cols);
     }
     for (int j = 0; j < r->n_prep; j++)
         r->kernels->prep[r->prep[j].type](r->cols, r->prep[j].src, r->prep[j].stride, r->n, t0, t1, r->prep[j].dst);
@@ -461,7 +461,8 @@ static void matmul_multi(celer_context *ctx, const float *x, const row_prologue 
                          const cm_matrix *const *ws, float *const *outs, int n_jobs) {
     const ct_kernels *K = ctx->model->kernels;
     const int64_t cols = ws[0]->cols;
-    input_region in = {.kernels = K, .pro = pro, .x = pro ? (pro->norm ? pro->normed : pro->x) : x, .cols = cols, .n = n};
+    input_region in = {.kernels = K, .pro = pro, .cols = cols, .n = n};
+    in.x = pro ? (pro->norm ? pro->normed : pro->x) : x;
     matmul_region region = {.kernels = K, .n_jobs = n_jobs, .n_tok = n};
     int64_t work = 0;
     for (int j = 0; j < n_jobs; j++) {
@@ -680,6 +681,9 @@ static void qkv_worker(void *arg, int32_t ith, int32_t nth) {
     qkv_rows(r->ctx, r->layer, (int32_t)((int64_t)r->n * ith / nth), (int32_t)((int64_t)r->n * (ith + 1) / nth));
 }
 
+/* One block. On entry the residual stream x lacks the previous block's output, left in xb
+ * (no block before the first: add_xb false); on return it lacks this block's, in xb. Each
+ * addition happens row by row in the next product's input step (row_prologue). */
 static void layer_forward(celer_context *ctx, int32_t il, int32_t n, bool add_xb) {
     const celer_model *m = ctx->model;
     const cm_hparams *hp = &m->hp;
@@ -802,6 +806,7 @@ celer_status celer_decode(celer_context *ctx, const celer_batch *batch, celer_er
     rope_prepare(ctx, n);
     plan_attention(ctx, n);
     for (int32_t il = 0; il < m->hp.n_layer; il++) layer_forward(ctx, il, n, il > 0);
+    /* the last block's output */
     for (size_t i = 0; m->hp.n_layer > 0 && i < (size_t)n * (size_t)d; i++) ctx->x[i] += ctx->xb[i];
 
     /* Final norm and output matrix, only for the rows asked for. */
