@@ -7,12 +7,13 @@
  * groups (8 Q4_0/Q8_0 blocks, one Q4_K/Q5_K super-block, half a Q6_K super-block), decoded
  * once into registers and applied to up to 8 activation rows (activation tiles prepared for
  * CHUNK_TILES tiles at a time, outside the row loop, or once for a whole product by prep_rows
- * when the engine shares one preparation among the product's work items). Each (row, activation row) sum is
- * accumulated in the same order and reduced by the same hsum8 tree whatever k is, so batched
- * results equal single-row ones bit for bit. Without VNNI the 4-byte dot step is maddubs
- * (u8 x s8 -> saturating i16 pairs) followed by madd with ones. Pair sums stay below 2^15 for 4-, 5- and 6-bit unsigned
- * weights; Q8_0 weights would overflow when biased to unsigned, so they use the sign trick
- * (|w| times a with w's sign) and need no offset.
+ * when the engine shares one preparation among the product's work items). Each (row,
+ * activation row) sum is accumulated in the same order and reduced by the same hsum8 tree
+ * whatever k is, so batched results equal single-row ones bit for bit. Without VNNI the 4-byte
+ * dot step is maddubs (u8 x s8 -> saturating i16 pairs) followed by madd with ones. Pair sums
+ * stay below 2^15 for 4-, 5- and 6-bit unsigned weights; Q8_0 weights would overflow when
+ * biased to unsigned, so they use the sign trick (|w| times a with w's sign) and need no
+ * offset.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -357,9 +358,9 @@ ALWAYS_INLINE void rows_q(int ty, int T, const char *w, size_t w_stride, int64_t
     }
 }
 
-#define ROWS_Q_T(ty, T)                                                                             \
-    rows_q(ty, T, (const char *)w, w_stride, r0, r1, ngroups, tile0, nt, sc, tstride, out + t0 * ld, ld, \
-           tile0 == 0)
+#define ROWS_Q_T(ty, T)                                                                      \
+    rows_q(ty, T, (const char *)w, w_stride, r0, r1, ngroups, tile0, nt, sc, tstride,          \
+           out + t0 * ld, ld, tile0 == 0)
 
 /* The product from activations in the vec_dot type (act: prepared here, CHUNK_TILES tiles of
  * TMAX rows at a time) or from a whole product's preparation (prepped, [row][tile] as
@@ -681,9 +682,10 @@ static const ct_kernels avx2_kernels = {
             [CELER_TYPE_Q8_0] = act_q8_0,
             [CELER_TYPE_Q8_K] = act_q8_K,
         },
-#define QUANT(prefix)                                                                                  \
-    [CELER_TYPE_Q8_0] = prefix##_q8_0, [CELER_TYPE_Q4_0] = prefix##_q4_0, [CELER_TYPE_Q4_K] = prefix##_q4_K, \
-    [CELER_TYPE_Q5_K] = prefix##_q5_K, [CELER_TYPE_Q6_K] = prefix##_q6_K
+#define QUANT(prefix)                                                                      \
+    [CELER_TYPE_Q8_0] = prefix##_q8_0, [CELER_TYPE_Q4_0] = prefix##_q4_0,                      \
+    [CELER_TYPE_Q4_K] = prefix##_q4_K, [CELER_TYPE_Q5_K] = prefix##_q5_K,                      \
+    [CELER_TYPE_Q6_K] = prefix##_q6_K
     .prep_size = {QUANT(prep_size)},
     .prep = {QUANT(prep_rows)},
     .mul_mat_prepped = {QUANT(mul_mat_prepped)},

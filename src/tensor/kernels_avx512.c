@@ -616,12 +616,12 @@ ALWAYS_INLINE void prep_tiles(int ty, int64_t n, const void *act, size_t act_str
         for (int t = 0; t < kp; t++) prep_tile(ty, a0 + (size_t)t * act_stride, n, c0 + c, dst + ((size_t)c * kp + t) * AZ);
 }
 
-/* Rows [r0, r1) of the k rows into their places in a whole product's preparation. */
-ALWAYS_INLINE void prep_rows(int ty, int64_t n, const void *act, size_t act_stride, int32_t k, int32_t r0,
-                             int32_t r1, void *dst) {
+/* Activation rows [t0, t1) of the k rows into their places in a whole product's preparation. */
+ALWAYS_INLINE void prep_rows(int ty, int64_t n, const void *act, size_t act_stride, int32_t k, int32_t t0,
+                             int32_t t1, void *dst) {
     const int AZ = azmm(ty);
     const int64_t nt = n_tiles(ty, n);
-    for (int32_t t = r0; t < r1; t++) {
+    for (int32_t t = t0; t < t1; t++) {
         const int64_t g0 = t - t % KB;
         const int kp = (int)(k - g0 < KB ? k - g0 : KB);
         __m512i *group = (__m512i *)dst + prep_group_zmm(ty, n, g0);
