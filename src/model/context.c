@@ -385,6 +385,17 @@ static void matmul_worker(void *arg, int32_t ith, int32_t nth) {
     }
 }
 
+/* y += b over n floats (biases, residual additions). */
+static void add_into(float *restrict y, const float *restrict b, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += b[i];
+}
+
+/* Thread ith's contiguous share [*t0, *t1) of n batch rows. */
+static void thread_rows(int32_t n, int32_t ith, int32_t nth, int32_t *t0, int32_t *t1) {
+    *t0 = (int32_t)((int64_t)n * ith / nth);
+    *t1 = (int32_t)((int64_t)n * (ith + 1) / nth);
+}
+
 /* What a product does to each batch row of its input before converting it, in this order
  * (each step only where its pointer is set): x = silu(x) * up (the feed-forward's gate);
  * x += add (a block's input: the residual stream gets the output of the block before); the
@@ -432,15 +443,15 @@ CELER_MULTIVERSION static void rmsnorm(float *out, const float *x, const float *
 
 static void input_worker(void *arg, int32_t ith, int32_t nth) {
     const input_region *r = arg;
-    const int32_t t0 = (int32_t)((int64_t)r->n * ith / nth), t1 = (int32_t)((int64_t)r->n * (ith + 1) / nth);
+    int32_t t0, t1;
+    thread_rows(r->n, ith, nth, &t0, &t1);
     const size_t cols = (size_t)r->cols;
     for (int32_t t = t0; t < t1; t++) {
         const row_prologue *p = r->pro;
         if (p) {
             float *x = p->x + (size_t)t * cols;
             if (p->up) r->kernels->swiglu(x, p->up + (size_t)t * cols, r->cols);
-            if (p->add)
-                for (size_t i = 0; i < cols; i++) x[i] += p->add[(size_t)t * cols + i];
+            if (p->add) add_into(x, p->add + (size_t)t * cols, cols);
             if (p->norm) rmsnorm(p->normed + (size_t)t * cols, x, p->norm, (int32_t)cols, p->eps);
         }
         for (int c = 0; c < r->n_conv; c++)
@@ -652,12 +663,9 @@ static void qkv_rows(celer_context *ctx, int32_t il, int32_t t0, int32_t t1) {
     const int32_t hd = hp->head_dim, qd = hp->n_head * hd, kvd = ctx->kv_dim;
     for (int32_t t = t0; t < t1; t++) {
         float *q = ctx->q + (size_t)t * qd, *k = ctx->k + (size_t)t * kvd, *v = ctx->v + (size_t)t * kvd;
-        if (L->bq)
-            for (int32_t i = 0; i < qd; i++) q[i] += L->bq[i];
-        if (L->bk)
-            for (int32_t i = 0; i < kvd; i++) k[i] += L->bk[i];
-        if (L->bv)
-            for (int32_t i = 0; i < kvd; i++) v[i] += L->bv[i];
+        if (L->bq) add_into(q, L->bq, (size_t)qd);
+        if (L->bk) add_into(k, L->bk, (size_t)kvd);
+        if (L->bv) add_into(v, L->bv, (size_t)kvd);
         if (L->q_norm) {
             for (int32_t h = 0; h < hp->n_head; h++) rmsnorm(q + h * hd, q + h * hd, L->q_norm, hd, hp->rms_eps);
             for (int32_t h = 0; h < hp->n_head_kv; h++) rmsnorm(k + h * hd, k + h * hd, L->k_norm, hd, hp->rms_eps);
@@ -678,7 +686,9 @@ typedef struct qkv_region {
 /* Threads take contiguous ranges of the batch rows (8 rows took ~14 us on one thread). */
 static void qkv_worker(void *arg, int32_t ith, int32_t nth) {
     const qkv_region *r = arg;
-    qkv_rows(r->ctx, r->layer, (int32_t)((int64_t)r->n * ith / nth), (int32_t)((int64_t)r->n * (ith + 1) / nth));
+    int32_t t0, t1;
+    thread_rows(r->n, ith, nth, &t0, &t1);
+    qkv_rows(r->ctx, r->layer, t0, t1);
 }
 
 /* One block. On entry the residual stream x lacks the previous block's output, left in xb
@@ -806,8 +816,7 @@ celer_status celer_decode(celer_context *ctx, const celer_batch *batch, celer_er
     rope_prepare(ctx, n);
     plan_attention(ctx, n);
     for (int32_t il = 0; il < m->hp.n_layer; il++) layer_forward(ctx, il, n, il > 0);
-    /* the last block's output */
-    for (size_t i = 0; m->hp.n_layer > 0 && i < (size_t)n * (size_t)d; i++) ctx->x[i] += ctx->xb[i];
+    if (m->hp.n_layer > 0) add_into(ctx->x, ctx->xb, (size_t)n * (size_t)d); /* the last block's output */
 
     /* Final norm and output matrix, only for the rows asked for. */
     for (int32_t o = 0; o < ctx->n_out; o++)
