@@ -9,11 +9,12 @@
  * is an exact integer partial dot product under one scale: no horizontal sum per block, one
  * int->float conversion and one FMA per tile and activation row.
  *   Q8_0: 16 blocks per tile, lane = block, 8 steps (in-lane dword transposes);
- *   Q4_K/Q5_K: two super-blocks per tile, lane = one 32-value sub-block (order k4_sub),
+ *   Q5_K: two super-blocks per tile, lane = one 32-value sub-block (order k4_sub),
  *     8 steps (in-lane dword transposes, then one vpermt2d per step; the 6-bit scales and mins
  *     of both super-blocks unpacked by two vpermb);
  *   Q6_K: one super-block, lane = 16-value sub-block, 4 steps (vpermt2d + vpermd per step).
- * (Q4_0 puts weight rows in lanes instead: see its section below.)
+ * (Q4_0 and Q4_K put weight rows in lanes instead: see their section below. The tile code
+ * still names Q4_K beside Q5_K: the two share its decoder.)
  * vpdpbusd multiplies unsigned by signed bytes, so weights are decoded unsigned (q + off) and
  * corr_i = -off * sum(a) (from the activations) removes the offset exactly. Q4_K/Q5_K mins
  * are one more FMA with the activation's per-sub-block sums. Neither weights nor activations
@@ -716,41 +717,62 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
     }
 
 DEFINE_Q(q8_0, TY_Q8_0, PRE_RA_SCHEDULED)
-DEFINE_Q(q4_K, TY_Q4_K, )
 DEFINE_Q(q5_K, TY_Q5_K, )
 DEFINE_Q(q6_K, TY_Q6_K, )
 
-/* ---------------------------------------------------------------- Q4_0: weight rows in lanes */
+/* ---------------------------------------------------------------- weight rows in lanes */
 
-/* Q4_0 products use a second layout, "rows in lanes": lane i of every register belongs to
- * weight row i of a group of 16, and an activation dword is broadcast to all lanes. A weight
- * block column (block b of 16 rows: 16 xmm loads and an in-lane 4x4 dword transpose) is
- * decoded once and applied to up to RL_TG activation rows: vpdpbusd(s_t, W[j], bcast(a_t
- * dword j)) for the 8 dwords j of the block, then one conversion, one multiply (the rows'
- * scales by the activation block's) and one FMA per activation row. Why: on Zen 4 a core
- * loads one zmm per cycle (1.25 zmm loads per vpdpbusd ran 30 % slower than none), and the
- * tiles above need about one per vpdpbusd at 8 activation rows (activations, float
- * accumulators in L1, weights); their inline-assembly copy ran 12 % faster without the
- * activation loads. This layout broadcasts the activations from L1 (1.5 dword broadcasts per
- * vpdpbusd still run at full speed), keeps the float sums of 16 rows x 8 activation rows in
- * registers and needs no horizontal reduction: 1.35 against 1.56 cycles per vpdpbusd in
- * assembly copies of both inner loops. The price is a heavier decoder (the 16 rows' scales
- * come through general registers), which one activation row does not amortize; decoding
- * (k = 1) is bound by memory.
+/* Q4_0 and Q4_K products use a second layout, "rows in lanes": lane i of every register
+ * belongs to weight row i of a group of 16, and an activation dword is broadcast to all lanes.
+ * 16 bytes of each of the 16 rows (16 xmm loads and an in-lane 4x4 dword transpose) give 4
+ * registers of weights, each applied to up to RL_TG activation rows: vpdpbusd(s_t, W,
+ * bcast(a_t dword)). Why: on Zen 4 a core loads one zmm per cycle (1.25 zmm loads per vpdpbusd
+ * ran 30 % slower than none), and the tiles above need about one per vpdpbusd at 8 activation
+ * rows (activations, float accumulators in L1, weights); their inline-assembly copy ran 12 %
+ * faster without the activation loads. This layout broadcasts the activations from L1 (1.5
+ * dword broadcasts per vpdpbusd still run at full speed), keeps the float sums of 16 rows x 8
+ * activation rows in registers and needs no horizontal reduction: 1.35 against 1.56 cycles
+ * per vpdpbusd in assembly copies of both inner loops (Q4_0). The price is a heavier decoder,
+ * which one activation row does not amortize; decoding (k = 1) is bound by memory.
  *
- * The result of a (weight row, activation row) pair is the blocks' scaled integer sums added
- * in block order into one float, whatever k, the row range or the chunking is (a chunk's sums
- * go through `out` exactly), so batches reproduce single steps bit for bit. */
+ * Q4_0: a block column (block b of the 16 rows) is 8 steps: one conversion, one multiply (the
+ * rows' scales by the activation block's) and one FMA per activation row and block.
+ * Q4_K: Q8_K has one activation scale per super-block, so the 8 sub-block sums of an
+ * activation row meet the rows' scales d * sc_g (shared by the activation rows) in one FMA
+ * each and the activation scale once per super-block; the mins go in integer:
+ *   acc = -dmin * float(sum_g m_g B_g)      (4 vpdpwssd: (m_2p, m_2p+1) against (B_2p, B_2p+1))
+ *   acc += float(S_g) * (d * sc_g)          (g = 0 .. 7, one FMA per 8 vpdpbusd)
+ *   f += acc * d_a
+ * about 14 operations on Zen 5's multiply pipes (which vpdpbusd also uses) per 64 vpdpbusd,
+ * against the tiles' 24.
+ *
+ * The result of a (weight row, activation row) pair is its blocks' (super-blocks') float
+ * terms added in block order into one float, whatever k, the row range or the chunking is (a
+ * chunk's sums go through `out` exactly), so batches reproduce single steps bit for bit. */
 typedef struct {
     int8_t qs[QK8_0]; /* the activation block's quants, in order */
     int32_t corr;     /* -8 * sum(qs): the weights are decoded as unsigned nibbles q = value + 8 */
     float d;          /* the activation block's scale */
 } q40_act;            /* 40 bytes: every dword aligned, so no broadcast spans two cache lines */
 
+typedef struct {
+    int8_t qs[QK_K];  /* the activation super-block's quants, in order */
+    int16_t bsum[8];  /* sums of the quants of each 32-value sub-block (they meet the mins) */
+    float d;          /* the super-block's scale */
+} q4k_act;            /* 276 bytes, dwords aligned */
+
+enum { RL_Q4_0, RL_Q4_K };
 #define RL_ROWS 16  /* weight rows per group, one per lane */
-#define RL_TG 8     /* activation rows applied to a decoded block column in registers */
-#define RL_CHUNK 64 /* blocks per chunk: 20 KB of activations for RL_TG rows, in L1 for every group */
+#define RL_TG 8     /* activation rows applied to decoded weights in registers */
 #define RL_KB 16    /* activation rows mul_mat prepares at a time (mul_mat_prepped: all) */
+/* Bytes of a chunk in one weight row: 64 Q4_0 blocks or 8 Q4_K super-blocks (2048 values);
+ * the chunk's activations for RL_TG rows (20 or 17 KB) stay in L1 for every group. */
+#define RL_CHUNK_BYTES 1152
+
+ALWAYS_INLINE size_t rl_block_bytes(int rt) { return rt == RL_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q4_K); }
+ALWAYS_INLINE size_t rl_act_bytes(int rt) { return rt == RL_Q4_0 ? sizeof(q40_act) : sizeof(q4k_act); }
+ALWAYS_INLINE int64_t rl_block_values(int rt) { return rt == RL_Q4_0 ? QK4_0 : QK_K; }
+ALWAYS_INLINE int rl_chunk_blocks(int rt) { return (int)(RL_CHUNK_BYTES / rl_block_bytes(rt)); }
 
 /* One activation row's nb blocks into dst[0], dst[step], dst[2 step], ... (the [block][row]
  * layout of a batch). */
@@ -767,6 +789,24 @@ static void q40_prep_row(const block_q8_0 *restrict a, int64_t nb, int64_t step,
         e->corr = -8 * (_mm_cvtsi128_si32(s2) - 32 * 128);
         e->d = celer_fp16_to_fp32(a[b].d);
     }
+}
+
+static void q4k_prep_row(const block_q8_K *restrict a, int64_t nb, int64_t step, q4k_act *restrict dst) {
+    for (int64_t b = 0; b < nb; b++) {
+        q4k_act *e = dst + b * step;
+        memcpy(e->qs, a[b].qs, sizeof e->qs);
+        /* pairs of the 16-value sums (|sum| <= 32 * 128: int16 holds it) */
+        const __m128i lo = _mm_loadu_si128((const __m128i *)a[b].bsums);
+        const __m128i hi = _mm_loadu_si128((const __m128i *)(a[b].bsums + 8));
+        _mm_storeu_si128((__m128i *)e->bsum, _mm_packs_epi32(_mm_madd_epi16(lo, _mm_set1_epi16(1)),
+                                                             _mm_madd_epi16(hi, _mm_set1_epi16(1))));
+        e->d = a[b].d;
+    }
+}
+
+ALWAYS_INLINE void rl_prep_row(int rt, const void *restrict a, int64_t nb, int64_t step, void *restrict dst) {
+    if (rt == RL_Q4_0) q40_prep_row((const block_q8_0 *)a, nb, step, (q40_act *)dst);
+    else q4k_prep_row((const block_q8_K *)a, nb, step, (q4k_act *)dst);
 }
 
 /* The 16 rows of a group are ws bytes apart; p points into row 0 (at the block in hand), q =
@@ -797,24 +837,84 @@ ALWAYS_INLINE const char *rl_row(const rl_rows *g, int i) {
     }
 }
 
-/* The block at the group's pointers as 8 steps: W[j] lane i = the 4 weights of row i that
- * meet activation dword j (j < 4: low nibbles of qs dword j, values 4j..4j+3; j >= 4: the
- * high nibbles of qs dword j - 4, values 16 + 4(j - 4)..). Y[c] holds rows c, 4 + c, 8 + c,
- * 12 + c in its 128-bit lanes; an in-lane 4x4 dword transpose puts row i in lane i. */
-ALWAYS_INLINE void q40_rl_decode(const rl_rows *g, __m512i *W) {
+ALWAYS_INLINE void rl_advance(rl_rows *g, size_t bytes) { g->p += bytes, g->q += bytes; }
+
+/* Z[j] lane i = dword j of row i's 16 bytes, from Y[c] holding rows c, 4 + c, 8 + c, 12 + c in
+ * its 128-bit lanes: an in-lane 4x4 dword transpose. */
+ALWAYS_INLINE void rl_transpose(const __m512i *Y, __m512i *Z) {
+    const __m512i A0 = _mm512_unpacklo_epi32(Y[0], Y[1]), A1 = _mm512_unpackhi_epi32(Y[0], Y[1]);
+    const __m512i A2 = _mm512_unpacklo_epi32(Y[2], Y[3]), A3 = _mm512_unpackhi_epi32(Y[2], Y[3]);
+    Z[0] = _mm512_unpacklo_epi64(A0, A2), Z[1] = _mm512_unpackhi_epi64(A0, A2);
+    Z[2] = _mm512_unpacklo_epi64(A1, A3), Z[3] = _mm512_unpackhi_epi64(A1, A3);
+}
+
+/* The 16 bytes at offset off of every row, transposed (rl_transpose), loaded from C: gcc
+ * interleaves these loads with the rest (Q4_0: the assembly loads below took 15-20 % more
+ * time at every k). */
+ALWAYS_INLINE void rl_dwords(const rl_rows *g, int64_t off, __m512i *Z) {
     __m512i Y[4];
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
         /* (the lane numbers are immediates: written out, since -O1 builds do not unroll) */
-        Y[c] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rl_row(g, c) + 2)));
-        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 4 + c) + 2)), 1);
-        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 8 + c) + 2)), 2);
-        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 12 + c) + 2)), 3);
+        Y[c] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rl_row(g, c) + off)));
+        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 4 + c) + off)), 1);
+        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 8 + c) + off)), 2);
+        Y[c] = _mm512_inserti32x4(Y[c], _mm_loadu_si128((const __m128i *)(rl_row(g, 12 + c) + off)), 3);
     }
-    const __m512i A0 = _mm512_unpacklo_epi32(Y[0], Y[1]), A1 = _mm512_unpackhi_epi32(Y[0], Y[1]);
-    const __m512i A2 = _mm512_unpacklo_epi32(Y[2], Y[3]), A3 = _mm512_unpackhi_epi32(Y[2], Y[3]);
-    const __m512i Z[4] = {_mm512_unpacklo_epi64(A0, A2), _mm512_unpackhi_epi64(A0, A2),
-                          _mm512_unpacklo_epi64(A1, A3), _mm512_unpackhi_epi64(A1, A3)};
+    rl_transpose(Y, Z);
+}
+
+/* The same with the loads written out in assembly, so that every row is an addressing mode on
+ * the group's registers: from C, gcc computed the 16 row pointers once for the 9 loads of a
+ * Q4_K super-block row and spilled them (138 more instructions per super-block at one
+ * activation row). Volatile: kept in program order with rl_chunk's compiler barrier after it
+ * copies a last group's rows. */
+ALWAYS_INLINE void rl_dwords_asm(const rl_rows *g, int64_t off, __m512i *Z) {
+    __m512i Y[4];
+    const char *p, *q; /* the two bases + off */
+#define RL_LOAD4(y, r0, r1, r2, r3)                                                             \
+    "vmovdqu32 (" r0 "), %x[" y "]\n\t"                                                         \
+    "vinserti32x4 $1, (" r1 "), %[" y "], %[" y "]\n\t"                                         \
+    "vinserti32x4 $2, (" r2 "), %[" y "], %[" y "]\n\t"                                         \
+    "vinserti32x4 $3, (" r3 "), %[" y "], %[" y "]\n\t"
+    __asm__ volatile("lea (%[p0],%[o]), %[p]\n\t"
+                     "lea (%[q0],%[o]), %[q]\n\t"
+                     RL_LOAD4("y0", "%[p]", "%[p],%[w],4", "%[q]", "%[q],%[w],4")
+                     RL_LOAD4("y1", "%[p],%[w]", "%[p],%[w5]", "%[q],%[w]", "%[q],%[w5]")
+                     RL_LOAD4("y2", "%[p],%[w],2", "%[p],%[w3],2", "%[q],%[w],2", "%[q],%[w3],2")
+                     RL_LOAD4("y3", "%[p],%[w3]", "%[p],%[w7]", "%[q],%[w3]", "%[q],%[w7]")
+                     : [y0] "=&v"(Y[0]), [y1] "=&v"(Y[1]), [y2] "=&v"(Y[2]), [y3] "=&v"(Y[3]), [p] "=&r"(p),
+                       [q] "=&r"(q)
+                     : [p0] "r"(g->p), [q0] "r"(g->q), [w] "r"(g->ws), [w3] "r"(g->ws3), [w5] "r"(g->ws5),
+                       [w7] "r"(g->ws7), [o] "r"(off));
+#undef RL_LOAD4
+    rl_transpose(Y, Z);
+}
+
+/* prefetcht0 of byte off of each of the 16 rows at g's bases, with g's strides (in assembly
+ * for the same reason). */
+ALWAYS_INLINE void rl_prefetch16(const rl_rows *g, int64_t off) {
+    const char *p, *q;
+#define RL_PF4(r0, r1, r2, r3)                                                                  \
+    "prefetcht0 (" r0 ")\n\tprefetcht0 (" r1 ")\n\tprefetcht0 (" r2 ")\n\tprefetcht0 (" r3 ")\n\t"
+    __asm__ volatile("lea (%[p0],%[o]), %[p]\n\t"
+                     "lea (%[q0],%[o]), %[q]\n\t"
+                     RL_PF4("%[p]", "%[p],%[w],4", "%[q]", "%[q],%[w],4")
+                     RL_PF4("%[p],%[w]", "%[p],%[w5]", "%[q],%[w]", "%[q],%[w5]")
+                     RL_PF4("%[p],%[w],2", "%[p],%[w3],2", "%[q],%[w],2", "%[q],%[w3],2")
+                     RL_PF4("%[p],%[w3]", "%[p],%[w7]", "%[q],%[w3]", "%[q],%[w7]")
+                     : [p] "=&r"(p), [q] "=&r"(q)
+                     : [p0] "r"(g->p), [q0] "r"(g->q), [w] "r"(g->ws), [w3] "r"(g->ws3), [w5] "r"(g->ws5),
+                       [w7] "r"(g->ws7), [o] "r"(off));
+#undef RL_PF4
+}
+
+/* The Q4_0 block at the group's pointers as 8 steps: W[j] lane i = the 4 weights of row i
+ * that meet activation dword j (j < 4: low nibbles of qs dword j, values 4j..4j+3; j >= 4:
+ * the high nibbles of qs dword j - 4, values 16 + 4(j - 4)..). */
+ALWAYS_INLINE void q40_rl_decode(const rl_rows *g, __m512i *W) {
+    __m512i Z[4];
+    rl_dwords(g, offsetof(block_q4_0, qs), Z);
     const __m512i lo = _mm512_set1_epi8(0x0f);
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
@@ -846,7 +946,21 @@ ALWAYS_INLINE __m512i dpbusd_bcast(__m512i s, __m512i w, const int8_t *p) {
     return s;
 }
 
+/* The same for vpdpwssd (int16 pairs): s + sum of w's pairs times the pair at p. */
+ALWAYS_INLINE __m512i dpwssd_bcast(__m512i s, __m512i w, const int16_t *p) {
+    __asm__("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*(const int32_t *)(const void *)p));
+    return s;
+}
+
 #define RL_AHEAD 2 /* blocks between a scale's extraction and its use (ring of 4) */
+
+/* Prefetches of the next group's lines, a whole group ahead, every third block (54 bytes < a
+ * line) and at the chunk's last block. */
+ALWAYS_INLINE void q40_rl_prefetch(const rl_rows *pf, int b, int nbk) {
+    if (b % 3 == 0 || b == nbk - 1)
+#pragma GCC unroll 16
+        for (int i = 0; i < RL_ROWS; i++) _mm_prefetch(rl_row(pf, i) + sizeof(block_q4_0) - 1, PF_HINT_Q);
+}
 
 /* nbk blocks of the group's rows (g: at the first of them) against T activation rows (act: the
  * first block's entry of the first row; a block's entries are [row], astep entries apart):
@@ -862,11 +976,7 @@ ALWAYS_INLINE void q40_rl_group(int T, const rl_rows *g, int nbk, const q40_act 
     rl_rows r = *g, pf = *next;
     const q40_act *ab = act;
     for (int b = 0; b < nbk; b++) {
-        /* the next group's lines, a whole group ahead: every third block (54 bytes < a line)
-         * and the last, at the end of the block */
-        if (b % 3 == 0 || b == nbk - 1)
-#pragma GCC unroll 16
-            for (int i = 0; i < RL_ROWS; i++) _mm_prefetch(rl_row(&pf, i) + sizeof(block_q4_0) - 1, PF_HINT_Q);
+        q40_rl_prefetch(&pf, b, nbk);
         if (b + RL_AHEAD < nbk) q40_rl_scales(&r, RL_AHEAD * (int64_t)sizeof(block_q4_0), ring[(b + RL_AHEAD) % 4]);
         __m512i W[8], s[RL_TG];
         q40_rl_decode(&r, W);
@@ -880,92 +990,232 @@ ALWAYS_INLINE void q40_rl_group(int T, const rl_rows *g, int nbk, const q40_act 
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
             f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(D, _mm512_set1_ps(ab[t].d)), f[t]);
-        r.p += sizeof(block_q4_0), r.q += sizeof(block_q4_0);
-        pf.p += sizeof(block_q4_0), pf.q += sizeof(block_q4_0);
+        rl_advance(&r, sizeof(block_q4_0));
+        rl_advance(&pf, sizeof(block_q4_0));
         ab += astep;
     }
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(out + t * ld, m, f[t]);
 }
 
+/* The 16 rows' Q4_K super-block headers (fp16 d, dmin, 12 bytes of 6-bit scales and mins,
+ * as k4_scales8 unpacks them) in lanes: dsc[g] = d * sc_g, mp[p] = the int16 pair
+ * (m_2p, m_2p+1), ndmin = -dmin. Bytes 0..3 of the scales hold sc_0..3 in their low 6 bits,
+ * bytes 4..7 m_0..3; bytes 8..11 the low nibbles of sc_4..7 and (high nibbles) m_4..7, whose
+ * top two bits are the top two bits of bytes 0..3 (sc) and 4..7 (m). */
+ALWAYS_INLINE void q4k_rl_scales(const rl_rows *g, __m512 *dsc, __m512i *mp, __m512 *ndmin) {
+    __m512i H[4];
+    rl_dwords_asm(g, 0, H);
+    const __m512i m6 = _mm512_set1_epi8(0x3f), m4 = _mm512_set1_epi8(0x0f), top = _mm512_set1_epi8(0x30);
+    const __m512i sc[2] = {_mm512_and_si512(H[1], m6),
+                           _mm512_or_si512(_mm512_and_si512(H[3], m4),
+                                           _mm512_and_si512(_mm512_srli_epi32(H[1], 2), top))};
+    const __m512i mn[2] = {_mm512_and_si512(H[2], m6),
+                           _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(H[3], 4), m4),
+                                           _mm512_and_si512(_mm512_srli_epi32(H[2], 2), top))};
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(H[0]));
+    *ndmin = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(H[0], 16))));
+    /* byte b of each dword, zero-extended (vpshufb works inside 128-bit lanes: dword q of a
+     * lane starts at byte 4q) */
+    const __m512i byte0 = _mm512_set4_epi32((int)0x8080800C, (int)0x80808008, (int)0x80808004, (int)0x80808000);
+    const __m512i pair0 = _mm512_set4_epi32((int)0x800D800C, (int)0x80098008, (int)0x80058004, (int)0x80018000);
+#pragma GCC unroll 8
+    for (int g8 = 0; g8 < 8; g8++) {
+        const __m512i b = _mm512_shuffle_epi8(sc[g8 / 4], _mm512_add_epi32(byte0, _mm512_set1_epi32(g8 % 4)));
+        dsc[g8] = _mm512_mul_ps(_mm512_cvtepi32_ps(b), d);
+    }
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++)
+        mp[p] = _mm512_shuffle_epi8(mn[p / 2], _mm512_add_epi32(pair0, _mm512_set1_epi32(0x00020002 * (p % 2))));
+}
+
+/* nsb super-blocks of the group's rows against T activation rows, as q40_rl_group. Per 32-byte
+ * pair of sub-blocks, its 2 x 16 bytes of each row are transposed into Z[8] (Z[j] lane i =
+ * quant dword j of row i's pair) and the nibbles masked out per step: low nibbles = sub-block
+ * 2jp, high nibbles = 2jp + 1, at activation dwords 16 jp + j and 16 jp + 8 + j. */
+ALWAYS_INLINE void q4k_rl_group(int T, const rl_rows *g, int nsb, const q4k_act *act, int64_t astep,
+                                float *out, int64_t ld, __mmask16 m, int first, const rl_rows *next) {
+    __m512 f[RL_TG];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) f[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, out + t * ld);
+    /* the next group's rows through this group's strides (the same but in a last, padded
+     * group, where the prefetches are only wasted): two more general registers, not six */
+    rl_rows r = *g, pf = {next->p, next->q, g->ws, g->ws3, g->ws5, g->ws7};
+    const q4k_act *ab = act;
+    const __m512i lo = _mm512_set1_epi8(0x0f);
+    for (int b = 0; b < nsb; b++) {
+        __m512 dsc[8], ndmin, acc[RL_TG];
+        __m512i mp[4];
+        q4k_rl_scales(&r, dsc, mp, &ndmin);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            __m512i mi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++) mi = dpwssd_bcast(mi, mp[p], ab[t].bsum + 2 * p);
+            acc[t] = _mm512_mul_ps(_mm512_cvtepi32_ps(mi), ndmin);
+        }
+#pragma GCC unroll 4
+        for (int jp = 0; jp < 4; jp++) {
+            /* the next group's lines, a whole group ahead: bytes 0, 64, 128 of the block (one
+             * line per row at each of three parts: issued together, they ran at half the rate
+             * from memory) and the chunk's last byte */
+            if (jp < 3) rl_prefetch16(&pf, 64 * jp);
+            else if (b == nsb - 1) rl_prefetch16(&pf, sizeof(block_q4_K) - 1);
+            __m512i Z[8];
+            rl_dwords_asm(&r, offsetof(block_q4_K, qs) + 32 * jp, Z);
+            rl_dwords_asm(&r, offsetof(block_q4_K, qs) + 32 * jp + 16, Z + 4);
+#pragma GCC unroll 2
+            for (int hi = 0; hi < 2; hi++) {
+                __m512i s[RL_TG];
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) s[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) {
+                    const __m512i w = _mm512_and_si512(hi ? _mm512_srli_epi16(Z[j], 4) : Z[j], lo);
+#pragma GCC unroll 8
+                    for (int t = 0; t < T; t++) s[t] = dpbusd_bcast(s[t], w, ab[t].qs + 64 * jp + 32 * hi + 4 * j);
+                }
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), dsc[2 * jp + hi], acc[t]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) f[t] = _mm512_fmadd_ps(acc[t], _mm512_set1_ps(ab[t].d), f[t]);
+        rl_advance(&r, sizeof(block_q4_K));
+        rl_advance(&pf, sizeof(block_q4_K));
+        ab += astep;
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(out + t * ld, m, f[t]);
+}
+
+ALWAYS_INLINE void rl_group(int rt, int T, const rl_rows *g, int nbk, const void *act, int64_t astep,
+                            float *out, int64_t ld, __mmask16 m, int first, const rl_rows *next) {
+    if (rt == RL_Q4_0) q40_rl_group(T, g, nbk, (const q40_act *)act, astep, out, ld, m, first, next);
+    else q4k_rl_group(T, g, nbk, (const q4k_act *)act, astep, out, ld, m, first, next);
+}
+
 /* Blocks [b0, b0 + nbk) of rows [r0, r1) against k activation rows (act: the entries of block
  * b0, [block][row] with astep entries per block), accumulating into out (from zero when
  * `first`). A last group of fewer than 16 rows is copied with zero rows after it. */
-static void q40_rl_chunk(const char *w, size_t ws, int64_t r0, int64_t r1, int64_t b0, int nbk,
-                         const q40_act *act, int64_t astep, int32_t k, float *out, int64_t ld, int first) {
+ALWAYS_INLINE void rl_chunk(int rt, const char *w, size_t ws, int64_t r0, int64_t r1, int64_t b0, int nbk,
+                            const char *act, int64_t astep, int32_t k, float *out, int64_t ld, int first) {
+    const size_t bb = rl_block_bytes(rt);
     for (int64_t g = r0; g < r1; g += RL_ROWS) {
         const int nv = (int)(r1 - g < RL_ROWS ? r1 - g : RL_ROWS);
         const __mmask16 m = (__mmask16)(nv == RL_ROWS ? 0xffffu : (1u << nv) - 1);
-        const size_t cb = (size_t)nbk * sizeof(block_q4_0); /* bytes of the chunk in one row */
-        _Alignas(64) char pad[nv < RL_ROWS ? RL_ROWS * RL_CHUNK * sizeof(block_q4_0) : 1];
-        const char *base = w + (size_t)g * ws + (size_t)b0 * sizeof(block_q4_0);
+        const size_t cb = (size_t)nbk * bb; /* bytes of the chunk in one row */
+        _Alignas(64) char pad[nv < RL_ROWS ? RL_ROWS * RL_CHUNK_BYTES : 1];
+        const char *base = w + (size_t)g * ws + (size_t)b0 * bb;
         int64_t stride = (int64_t)ws;
         if (nv < RL_ROWS) {
             memset(pad, 0, RL_ROWS * cb);
             for (int i = 0; i < nv; i++) memcpy(pad + (size_t)i * cb, base + (size_t)i * ws, cb);
+            if (rt == RL_Q4_K) __asm__ volatile("" ::: "memory"); /* the copies before rl_dwords_asm's loads */
             base = pad, stride = (int64_t)cb;
         }
         const rl_rows rows = rl_rows_at(base, stride);
         /* rows to prefetch meanwhile: the next group's, past the last group the rows the
          * thread usually takes next (prefetches never fault, in range or not) */
-        const rl_rows next = rl_rows_at(w + (size_t)(g + RL_ROWS) * ws + (size_t)b0 * sizeof(block_q4_0), (int64_t)ws);
+        const rl_rows next = rl_rows_at(w + (size_t)(g + RL_ROWS) * ws + (size_t)b0 * bb, (int64_t)ws);
         if (g == r0) /* nothing before the first group prefetched it */
             for (int i = 0; i < nv; i++)
                 for (size_t o = 0; o < cb; o += 64) _mm_prefetch(base + (size_t)i * (size_t)stride + o, PF_HINT_Q);
         for (int32_t t0 = 0; t0 < k; t0 += RL_TG) {
             const int T = k - t0 < RL_TG ? (int)(k - t0) : RL_TG;
-            const q40_act *a = act + t0;
+            const char *a = act + (size_t)t0 * rl_act_bytes(rt);
             float *o = out + (int64_t)t0 * ld + g;
             switch (T) {
-#define RL_CASE(TT) case TT: q40_rl_group(TT, &rows, nbk, a, astep, o, ld, m, first, &next); break;
+#define RL_CASE(TT) case TT: rl_group(rt, TT, &rows, nbk, a, astep, o, ld, m, first, &next); break;
                 RL_CASE(1) RL_CASE(2) RL_CASE(3) RL_CASE(4) RL_CASE(5) RL_CASE(6) RL_CASE(7)
 #undef RL_CASE
-            default: q40_rl_group(RL_TG, &rows, nbk, a, astep, o, ld, m, first, &next); break;
+            default: rl_group(rt, RL_TG, &rows, nbk, a, astep, o, ld, m, first, &next); break;
             }
         }
     }
 }
 
-static void mul_mat_q4_0(int64_t n, const void *restrict w, size_t w_stride, int64_t r0, int64_t r1,
-                         const void *restrict act, size_t act_stride, int32_t k, float *restrict out, int64_t ld) {
+/* One function per type (as before the generic driver: inlining rl_chunk into the callers
+ * changed gcc's register allocation of the Q4_0 loops, 3-9 % more time). */
+static void rl_chunk_q4_0(const char *w, size_t ws, int64_t r0, int64_t r1, int64_t b0, int nbk,
+                          const char *act, int64_t astep, int32_t k, float *out, int64_t ld, int first) {
+    rl_chunk(RL_Q4_0, w, ws, r0, r1, b0, nbk, act, astep, k, out, ld, first);
+}
+
+static void rl_chunk_q4_K(const char *w, size_t ws, int64_t r0, int64_t r1, int64_t b0, int nbk,
+                          const char *act, int64_t astep, int32_t k, float *out, int64_t ld, int first) {
+    rl_chunk(RL_Q4_K, w, ws, r0, r1, b0, nbk, act, astep, k, out, ld, first);
+}
+
+ALWAYS_INLINE void rl_chunk_of(int rt, const char *w, size_t ws, int64_t r0, int64_t r1, int64_t b0, int nbk,
+                               const char *act, int64_t astep, int32_t k, float *out, int64_t ld, int first) {
+    (rt == RL_Q4_0 ? rl_chunk_q4_0 : rl_chunk_q4_K)(w, ws, r0, r1, b0, nbk, act, astep, k, out, ld, first);
+}
+
+/* The product over rows [r0, r1), activations in the vec_dot type, laid out here RL_KB rows
+ * and one chunk at a time. */
+ALWAYS_INLINE void mul_mat_rl(int rt, int64_t n, const void *restrict w, size_t w_stride, int64_t r0, int64_t r1,
+                              const void *restrict act, size_t act_stride, int32_t k, float *restrict out,
+                              int64_t ld) {
     if (r1 <= r0 || k <= 0) return;
-    const int64_t nb = n / QK8_0;
-    q40_act buf[RL_KB * RL_CHUNK];
+    const int64_t nb = n / rl_block_values(rt);
+    const int chunk = rl_chunk_blocks(rt);
+    const size_t ab = rl_act_bytes(rt);
+    const size_t in_bytes = (rt == RL_Q4_0 ? sizeof(block_q8_0) : sizeof(block_q8_K)); /* per block */
+    _Alignas(64) char buf[RL_KB * (RL_CHUNK_BYTES / sizeof(block_q4_0)) * sizeof(q40_act)];
+    _Static_assert(sizeof buf >= RL_KB * (RL_CHUNK_BYTES / sizeof(block_q4_K)) * sizeof(q4k_act), "buf");
     for (int32_t t0 = 0; t0 < k; t0 += RL_KB) {
         const int32_t kp = k - t0 < RL_KB ? k - t0 : RL_KB;
-        for (int64_t b0 = 0; b0 < nb; b0 += RL_CHUNK) {
-            const int nbk = (int)(nb - b0 < RL_CHUNK ? nb - b0 : RL_CHUNK);
+        for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
+            const int nbk = (int)(nb - b0 < chunk ? nb - b0 : chunk);
             for (int32_t t = 0; t < kp; t++)
-                q40_prep_row((const block_q8_0 *)((const char *)act + (size_t)(t0 + t) * act_stride) + b0, nbk,
-                             kp, buf + t);
-            q40_rl_chunk(w, w_stride, r0, r1, b0, nbk, buf, kp, kp, out + (int64_t)t0 * ld, ld, b0 == 0);
+                rl_prep_row(rt, (const char *)act + (size_t)(t0 + t) * act_stride + (size_t)b0 * in_bytes, nbk, kp,
+                            buf + (size_t)t * ab);
+            rl_chunk_of(rt, w, w_stride, r0, r1, b0, nbk, buf, kp, kp, out + (int64_t)t0 * ld, ld, b0 == 0);
         }
     }
 }
 
-static void mul_mat_prepped_q4_0(int64_t n, const void *restrict w, size_t w_stride, int64_t r0, int64_t r1,
-                                 const void *restrict prepped, int32_t k, float *restrict out, int64_t ld) {
+/* The same from activations laid out for the whole product by prep_rows_* ([block][row]). */
+ALWAYS_INLINE void mul_mat_prepped_rl(int rt, int64_t n, const void *restrict w, size_t w_stride, int64_t r0,
+                                      int64_t r1, const void *restrict prepped, int32_t k, float *restrict out,
+                                      int64_t ld) {
     if (r1 <= r0 || k <= 0) return;
-    const int64_t nb = n / QK8_0;
-    for (int64_t b0 = 0; b0 < nb; b0 += RL_CHUNK) {
-        const int nbk = (int)(nb - b0 < RL_CHUNK ? nb - b0 : RL_CHUNK);
-        q40_rl_chunk(w, w_stride, r0, r1, b0, nbk, (const q40_act *)prepped + (size_t)b0 * (size_t)k, k, k, out, ld,
-                     b0 == 0);
+    const int64_t nb = n / rl_block_values(rt);
+    const int chunk = rl_chunk_blocks(rt);
+    for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
+        const int nbk = (int)(nb - b0 < chunk ? nb - b0 : chunk);
+        rl_chunk_of(rt, w, w_stride, r0, r1, b0, nbk, (const char *)prepped + (size_t)b0 * (size_t)k * rl_act_bytes(rt),
+                 k, k, out, ld, b0 == 0);
     }
 }
 
-static size_t prep_size_q4_0(int64_t n, int32_t k) { return (size_t)k * (size_t)(n / QK8_0) * sizeof(q40_act); }
+#define DEFINE_RL(name, rt)                                                                \
+    static void mul_mat_##name(int64_t n, const void *restrict w, size_t w_stride, int64_t r0, int64_t r1, \
+                               const void *restrict act, size_t act_stride, int32_t k, float *restrict out, \
+                               int64_t ld) {                                                       \
+        mul_mat_rl(rt, n, w, w_stride, r0, r1, act, act_stride, k, out, ld);                        \
+    }                                                                                               \
+    static void mul_mat_prepped_##name(int64_t n, const void *restrict w, size_t w_stride, int64_t r0, \
+                                       int64_t r1, const void *restrict prepped, int32_t k,         \
+                                       float *restrict out, int64_t ld) {                           \
+        mul_mat_prepped_rl(rt, n, w, w_stride, r0, r1, prepped, k, out, ld);                        \
+    }                                                                                               \
+    static size_t prep_size_##name(int64_t n, int32_t k) {                                         \
+        return (size_t)k * (size_t)(n / rl_block_values(rt)) * rl_act_bytes(rt);                   \
+    }                                                                                               \
+    static void prep_rows_##name(int64_t n, const void *restrict act, size_t act_stride, int32_t k, \
+                                 int32_t t0, int32_t t1, void *restrict dst) {                      \
+        for (int32_t t = t0; t < t1; t++)                                                           \
+            rl_prep_row(rt, (const char *)act + (size_t)t * act_stride, n / rl_block_values(rt), k, \
+                        (char *)dst + (size_t)t * rl_act_bytes(rt));                                \
+    }                                                                                               \
+    static void vec_dot_##name(int64_t n, float *restrict s, const void *restrict x, const void *restrict y) { \
+        mul_mat_##name(n, x, 0, 0, 1, y, 0, 1, s, 1);                                               \
+    }
 
-static void prep_rows_q4_0(int64_t n, const void *restrict act, size_t act_stride, int32_t k, int32_t t0,
-                           int32_t t1, void *restrict dst) {
-    const int64_t nb = n / QK8_0;
-    for (int32_t t = t0; t < t1; t++)
-        q40_prep_row((const block_q8_0 *)((const char *)act + (size_t)t * act_stride), nb, k, (q40_act *)dst + t);
-}
-
-static void vec_dot_q4_0(int64_t n, float *restrict s, const void *restrict x, const void *restrict y) {
-    mul_mat_q4_0(n, x, 0, 0, 1, y, 0, 1, s, 1);
-}
+DEFINE_RL(q4_0, RL_Q4_0)
+DEFINE_RL(q4_K, RL_Q4_K)
 
 /* ---------------------------------------------------------------- F32 / F16 / BF16 */
 
