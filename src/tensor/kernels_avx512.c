@@ -11,9 +11,10 @@
  *   Q8_0: 16 blocks per tile, lane = block, 8 steps (in-lane dword transposes);
  *   Q5_K: two super-blocks per tile, lane = one 32-value sub-block (order k4_sub),
  *     8 steps (in-lane dword transposes, then one vpermt2d per step; the 6-bit scales and mins
- *     of both super-blocks unpacked by two vpermb).
- * (Q4_0, Q4_K and Q6_K put weight rows in lanes instead: see their section below. Q4_K and
- * Q6_K used these tiles until the twelfth session.)
+ *     of both super-blocks unpacked by two vpermb);
+ *   Q6_K: one super-block, lane = 16-value sub-block, 4 steps (vpermt2d + vpermd per step).
+ * (Q4_0 and Q4_K put weight rows in lanes instead: see their section below. Q4_K used these
+ * tiles until the twelfth session.)
  * vpdpbusd multiplies unsigned by signed bytes, so weights are decoded unsigned (q + off) and
  * corr_i = -off * sum(a) (from the activations) removes the offset exactly. Q5_K mins
  * are one more FMA with the activation's per-sub-block sums. Neither weights nor activations
@@ -91,17 +92,19 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-enum { TY_Q8_0, TY_Q5_K }; /* Q4_0, Q4_K and Q6_K have a layout of their own (below) */
+enum { TY_Q8_0, TY_Q5_K, TY_Q6_K }; /* Q4_0 and Q4_K have a layout of their own (below) */
 
 /* Q8_0: a tile is 16 blocks (512 values), lane i = block i, 8 dpbusd steps.
- * Q5_K: a tile is two super-blocks (512 values) and 8 steps; lane 8s + g holds the 32-value
- * sub-block g of super-block s. Either way every lane has exactly one weight scale, and the
+ * Q5_K: a tile is two super-blocks (512 values) and 8 steps; lane 8s + g holds
+ * the 32-value sub-block g of super-block s. Q6_K: a tile is one super-block and 4 steps, a
+ * lane one 16-value sub-block. Either way every lane has exactly one weight scale, and the
  * float work (one conversion and one or two FMAs per lane and activation row) is paid once
- * per 8 dpbusd steps. */
+ * per 8 dpbusd steps where the scales allow it (Q6_K's 16-value scales do not). */
 ALWAYS_INLINE int is_k4(int ty) { return ty == TY_Q5_K; }
-ALWAYS_INLINE int tile_values(int ty) { return (void)ty, 512; }
+ALWAYS_INLINE int eight_steps(int ty) { return ty != TY_Q6_K; }
+ALWAYS_INLINE int tile_values(int ty) { return ty == TY_Q6_K ? QK_K : 512; }
 /* dpbusd steps per tile and activation row */
-ALWAYS_INLINE int steps(int ty) { return (void)ty, 8; }
+ALWAYS_INLINE int steps(int ty) { return eight_steps(ty) ? 8 : 4; }
 /* The step of W[u] of part q (of 2) for the 8-step tiles: parts take steps 2q, 2q + 1 and
  * 2q + 4, 2q + 5, so that two rows' decoded weights fit the registers together. */
 ALWAYS_INLINE int step8(int q, int u) { return 4 * (u >> 1) + 2 * q + (u & 1); }
@@ -114,7 +117,8 @@ ALWAYS_INLINE int azmm(int ty) { return steps(ty) + 2; }
 ALWAYS_INLINE size_t tile_bytes(int ty) {
     switch (ty) {
     case TY_Q8_0: return 16 * sizeof(block_q8_0);
-    default: return 2 * sizeof(block_q5_K);
+    case TY_Q5_K: return 2 * sizeof(block_q5_K);
+    default: return sizeof(block_q6_K);
     }
 }
 
@@ -248,6 +252,22 @@ static void prep_q8_K_pair(const block_q8_K *a, int nvalid, __m512i *p) {
     p[9] = _mm512_castps_si512(_mm512_permutexvar_ps(order, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sum))));
 }
 
+/* Q8_K activations for Q6_K: groups of 16, one super-block per tile, offset 32. */
+static void prep_q8_K_16(const block_q8_K *a, __m512i *p) {
+    /* lane i takes dword 4i + j: lanes 0..7 from quants 0..127, 8..15 from 128..255 */
+    const __m512i q0 = _mm512_loadu_si512(a->qs), q1 = _mm512_loadu_si512(a->qs + 64);
+    const __m512i q2 = _mm512_loadu_si512(a->qs + 128), q3 = _mm512_loadu_si512(a->qs + 192);
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+    for (int j = 0; j < 4; j++) {
+        const __m512i ij = _mm512_add_epi32(idx, _mm512_set1_epi32(j));
+        p[j] = _mm512_mask_blend_epi32(0xFF00, _mm512_permutex2var_epi32(q0, ij, q1),
+                                       _mm512_permutex2var_epi32(q2, ij, q3));
+    }
+    __m512i sum = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)a->bsums));
+    p[4] = _mm512_castps_si512(_mm512_set1_ps(a->d));
+    p[5] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 5));
+}
+
 /* Prepare tile `tile` of one activation row of n values into p[0 .. azmm). */
 ALWAYS_INLINE void prep_tile(int ty, const void *act, int64_t n, int64_t tile, __m512i *p) {
     switch (ty) {
@@ -257,6 +277,7 @@ ALWAYS_INLINE void prep_tile(int ty, const void *act, int64_t n, int64_t tile, _
         prep_q8_0((const block_q8_0 *)act + b0, nvalid, p);
         break;
     }
+    case TY_Q6_K: prep_q8_K_16((const block_q8_K *)act + tile, p); break;
     default: {
         const int64_t left = n / QK_K - 2 * tile;
         prep_q8_K_pair((const block_q8_K *)act + 2 * tile, left < 2 ? (int)left : 2, p);
@@ -377,9 +398,37 @@ ALWAYS_INLINE void dec_q5_K(const block_q5_K *x, int q, __m512i *W, __m512 *D, _
     if (q == 0) k4_scales_pair((const uint8_t *)x, sizeof *x, D, M);
 }
 
+/* One Q6_K super-block = 16 groups of 16. Group i: half n = i/8, quarter qq = (i%8)/2,
+ * l0 = 16*(i%2); byte m: low 4 bits = nibble (qq/2) of ql[64n + 32*(qq%2) + l0 + m],
+ * high 2 bits = bits 2qq..2qq+1 of qh[32n + l0 + m]. ql is two registers, qh one, so each
+ * step is one vpermt2d and one vpermd. The high bits are moved to bits 4..5 of their byte by
+ * one dword rotation (left by 4 - 2qq, i.e. right by (2qq - 4) mod 32: bits that cross into
+ * the next byte are masked off) and merged with the nibble by one vpternlogd. */
+ALWAYS_INLINE void dec_q6_K(const block_q6_K *x, __m512i *W, __m512 *D) {
+    const __m512i ql0 = _mm512_loadu_si512(x->ql), ql1 = _mm512_loadu_si512(x->ql + 64);
+    const __m512i qh = _mm512_loadu_si512(x->qh);
+    const __m512i ql_idx = _mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 16, 20, 24, 28, 16, 20, 24, 28);
+    const __m512i ql_sh = _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4);
+    const __m512i qh_idx = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 8, 12, 8, 12, 8, 12, 8, 12);
+    const __m512i qh_rot = _mm512_setr_epi32(28, 28, 30, 30, 0, 0, 2, 2, 28, 28, 30, 30, 0, 0, 2, 2);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const __m512i jj = _mm512_set1_epi32(j);
+        __m512i l = _mm512_permutex2var_epi32(ql0, _mm512_add_epi32(ql_idx, jj), ql1);
+        __m512i h = _mm512_permutexvar_epi32(_mm512_add_epi32(qh_idx, jj), qh);
+        l = _mm512_and_si512(_mm512_srlv_epi32(l, ql_sh), _mm512_set1_epi8(0x0f));
+        h = _mm512_rorv_epi32(h, qh_rot);
+        W[j] = _mm512_ternarylogic_epi32(h, _mm512_set1_epi8(0x30), l, 0xEA); /* (h & 0x30) | l */
+    }
+    uint16_t d;
+    memcpy(&d, &x->d, sizeof d);
+    const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)x->scales)));
+    *D = _mm512_mul_ps(sc, _mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(d))));
+}
+
 /* Parts a tile is decoded in (4 steps each) and the activation step of W[u] of part q. */
-ALWAYS_INLINE int parts(int ty) { return (void)ty, 2; }
-ALWAYS_INLINE int step_of(int ty, int q, int u) { return (void)ty, step8(q, u); }
+ALWAYS_INLINE int parts(int ty) { return eight_steps(ty) ? 2 : 1; }
+ALWAYS_INLINE int step_of(int ty, int q, int u) { return eight_steps(ty) ? step8(q, u) : u; }
 
 /* Bytes of tile `tile` of a weight row of n values; a partial last tile (Q8_0, or a
  * lone last Q5_K super-block) is copied to `pad` with zero blocks after it (zero scales
@@ -387,6 +436,7 @@ ALWAYS_INLINE int step_of(int ty, int q, int u) { return (void)ty, step8(q, u); 
 #define PAD_BYTES (16 * sizeof(block_q8_0)) /* >= 2 K-quant blocks */
 ALWAYS_INLINE const char *tile_src(int ty, const char *row, int64_t tile, int64_t n, char *pad) {
     const char *src = row + tile * (int64_t)tile_bytes(ty);
+    if (ty == TY_Q6_K) return src;
     const int64_t per = is_k4(ty) ? 2 : TILE_BLOCKS; /* blocks per tile */
     const int64_t left = is_k4(ty) ? n / QK_K - 2 * tile : n / QK8_0 - tile * per;
     if (left >= per) return src;
@@ -399,7 +449,8 @@ ALWAYS_INLINE const char *tile_src(int ty, const char *row, int64_t tile, int64_
 ALWAYS_INLINE void dec_part(int ty, const char *src, int q, __m512i *W, __m512 *D, __m512 *M) {
     switch (ty) {
     case TY_Q8_0: dec_q8_0((const block_q8_0 *)src, q, W, D); return;
-    default: dec_q5_K((const block_q5_K *)src, q, W, D, M); return;
+    case TY_Q5_K: dec_q5_K((const block_q5_K *)src, q, W, D, M); return;
+    default: dec_q6_K((const block_q6_K *)src, W, D); return;
     }
 }
 
@@ -660,10 +711,11 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
 
 DEFINE_Q(q8_0, TY_Q8_0, PRE_RA_SCHEDULED)
 DEFINE_Q(q5_K, TY_Q5_K, )
+DEFINE_Q(q6_K, TY_Q6_K, )
 
 /* ---------------------------------------------------------------- weight rows in lanes */
 
-/* Q4_0, Q4_K and Q6_K products use a second layout, "rows in lanes": lane i of every register
+/* Q4_0 and Q4_K products use a second layout, "rows in lanes": lane i of every register
  * belongs to weight row i of a group of 16, and an activation dword is broadcast to all lanes.
  * 16 bytes of each of the 16 rows (16 xmm loads and an in-lane 4x4 dword transpose) give 4
  * registers of weights, each applied to up to RL_TG activation rows: vpdpbusd(s_t, W,
@@ -686,9 +738,6 @@ DEFINE_Q(q5_K, TY_Q5_K, )
  *   f += acc * d_a
  * about 14 operations on Zen 5's multiply pipes (which vpdpbusd also uses) per 64 vpdpbusd,
  * against the tiles' 24.
- * Q6_K: the same with 16 sub-blocks of 16 (one FMA per 4 vpdpbusd) and the offset 32 of the
- * stored quants removed in integer (8 vpdpwssd of the rows' scale pairs against the
- * activation's 16-value sums): ~26 per 64 against the tiles' 32, and no activation loads.
  *
  * The result of a (weight row, activation row) pair is its blocks' (super-blocks') float
  * terms added in block order into one float, whatever k, the row range or the chunking is (a
@@ -705,27 +754,16 @@ typedef struct {
     float d;          /* the super-block's scale */
 } q4k_act;            /* 276 bytes, dwords aligned */
 
-typedef struct {
-    int8_t qs[QK_K];  /* the activation super-block's quants, in order */
-    int16_t bsum[16]; /* Q8_K's sums of each 16 quants (they meet the weights' offset 32) */
-    float d;          /* the super-block's scale */
-} q6k_act;            /* 292 bytes, dwords aligned */
-
-enum { RL_Q4_0, RL_Q4_K, RL_Q6_K };
+enum { RL_Q4_0, RL_Q4_K };
 #define RL_ROWS 16  /* weight rows per group, one per lane */
 #define RL_TG 8     /* activation rows applied to decoded weights in registers */
 #define RL_KB 16    /* activation rows mul_mat prepares at a time (mul_mat_prepped: all) */
-/* Bytes of a chunk in one weight row, at most: 64 Q4_0 blocks or 8 Q4_K super-blocks (2048
- * values), 5 Q6_K super-blocks; the chunk's activations for RL_TG rows (20, 17 or 12 KB) stay
- * in L1 for every group. */
+/* Bytes of a chunk in one weight row: 64 Q4_0 blocks or 8 Q4_K super-blocks (2048 values);
+ * the chunk's activations for RL_TG rows (20 or 17 KB) stay in L1 for every group. */
 #define RL_CHUNK_BYTES 1152
 
-ALWAYS_INLINE size_t rl_block_bytes(int rt) {
-    return rt == RL_Q4_0 ? sizeof(block_q4_0) : rt == RL_Q4_K ? sizeof(block_q4_K) : sizeof(block_q6_K);
-}
-ALWAYS_INLINE size_t rl_act_bytes(int rt) {
-    return rt == RL_Q4_0 ? sizeof(q40_act) : rt == RL_Q4_K ? sizeof(q4k_act) : sizeof(q6k_act);
-}
+ALWAYS_INLINE size_t rl_block_bytes(int rt) { return rt == RL_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q4_K); }
+ALWAYS_INLINE size_t rl_act_bytes(int rt) { return rt == RL_Q4_0 ? sizeof(q40_act) : sizeof(q4k_act); }
 ALWAYS_INLINE int64_t rl_block_values(int rt) { return rt == RL_Q4_0 ? QK4_0 : QK_K; }
 ALWAYS_INLINE int rl_chunk_blocks(int rt) { return (int)(RL_CHUNK_BYTES / rl_block_bytes(rt)); }
 
@@ -759,19 +797,9 @@ static void q4k_prep_row(const block_q8_K *restrict a, int64_t nb, int64_t step,
     }
 }
 
-static void q6k_prep_row(const block_q8_K *restrict a, int64_t nb, int64_t step, q6k_act *restrict dst) {
-    for (int64_t b = 0; b < nb; b++) {
-        q6k_act *e = dst + b * step;
-        memcpy(e->qs, a[b].qs, sizeof e->qs);
-        memcpy(e->bsum, a[b].bsums, sizeof e->bsum);
-        e->d = a[b].d;
-    }
-}
-
 ALWAYS_INLINE void rl_prep_row(int rt, const void *restrict a, int64_t nb, int64_t step, void *restrict dst) {
     if (rt == RL_Q4_0) q40_prep_row((const block_q8_0 *)a, nb, step, (q40_act *)dst);
-    else if (rt == RL_Q4_K) q4k_prep_row((const block_q8_K *)a, nb, step, (q4k_act *)dst);
-    else q6k_prep_row((const block_q8_K *)a, nb, step, (q6k_act *)dst);
+    else q4k_prep_row((const block_q8_K *)a, nb, step, (q4k_act *)dst);
 }
 
 /* The 16 rows of a group are ws bytes apart; p points into row 0 (at the block in hand), q =
@@ -814,7 +842,7 @@ ALWAYS_INLINE void rl_transpose(const __m512i *Y, __m512i *Z) {
 }
 
 /* The 16 bytes at offset off of every row, transposed (rl_transpose), loaded from C: gcc
- * interleaves these loads with the rest (Q4_0: the assembly loads below took 15-20 % more
+ * interleaves these loads with the rest (Q4_0: the assembly loads below took 14-22 % more
  * time at every k). */
 ALWAYS_INLINE void rl_dwords(const rl_rows *g, int64_t off, __m512i *Z) {
     __m512i Y[4];
@@ -1055,115 +1083,10 @@ ALWAYS_INLINE void q4k_rl_group(int T, const rl_rows *g, int nsb, const q4k_act 
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(out + t * ld, m, f[t]);
 }
 
-/* The 16 rows' Q6_K scales in lanes: dsc[s] = d * sc_s (sc signed, 16 values each), sp[p] =
- * the int16 pair (sc_2p, sc_2p+1), nd32 = -32 d (the quants are stored as q + 32). The scales
- * are bytes 192..207 of the block, d bytes 208..209 (read as the top of bytes 194..209, so
- * that no load passes the block's end). */
-ALWAYS_INLINE void q6k_rl_scales(const rl_rows *g, __m512 *dsc, __m512i *sp, __m512 *nd32) {
-    __m512i S[4], T[4];
-    rl_dwords_asm(g, offsetof(block_q6_K, scales), S);
-    rl_dwords_asm(g, offsetof(block_q6_K, d) - 14, T);
-    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(T[3], 16)));
-    *nd32 = _mm512_mul_ps(d, _mm512_set1_ps(-32.0f));
-    /* byte b of each dword moved to its top byte (vpshufb, inside 128-bit lanes: dword q of a
-     * lane starts at byte 4q), then shifted down with its sign */
-    const __m512i top0 = _mm512_set4_epi32((int)0x0C808080, (int)0x08808080, (int)0x04808080, (int)0x00808080);
-    /* bytes 2h and 2h + 1 of each dword to the top bytes of its two words */
-    const __m512i pair0 = _mm512_set4_epi32((int)0x0D800C80, (int)0x09800880, (int)0x05800480, (int)0x01800080);
-#pragma GCC unroll 16
-    for (int sb = 0; sb < 16; sb++) {
-        const __m512i x = _mm512_shuffle_epi8(S[sb / 4], _mm512_add_epi32(top0, _mm512_set1_epi32((sb % 4) << 24)));
-        dsc[sb] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32(x, 24)), d);
-    }
-#pragma GCC unroll 8
-    for (int p = 0; p < 8; p++) {
-        const __m512i idx = _mm512_add_epi32(pair0, _mm512_set1_epi32(0x02000200 * (p % 2)));
-        const __m512i x = _mm512_shuffle_epi8(S[p / 2], idx);
-        sp[p] = _mm512_srai_epi16(x, 8);
-    }
-}
-
-/* nsb Q6_K super-blocks of the group's rows against T activation rows, as q4k_rl_group. Per
- * half n and 16-byte column c of it, ql bytes 64n + 16c (A) and 64n + 32 + 16c (B) and qh
- * bytes 32n + 16c (H) of each row, transposed, give the 4 dwords of the 16-value sub-blocks
- * 8n + c (A low nibbles, H bits 0-1), 8n + 2 + c (B low, H bits 2-3), 8n + 4 + c (A high, H
- * bits 4-5) and 8n + 6 + c (B high, H bits 6-7); per activation row and sub-block
- *   acc += float(S_s) * (d sc_s)       (one FMA per 4 vpdpbusd)
- * after acc = -32 d * float(sum_s sc_s B_s) (8 vpdpwssd) removes the offset. */
-ALWAYS_INLINE void q6k_rl_group(int T, const rl_rows *g, int nsb, const q6k_act *act, int64_t astep,
-                                float *out, int64_t ld, __mmask16 m, int first, const rl_rows *next) {
-    /* the next group's rows through this group's strides (as in q4k_rl_group) */
-    rl_rows r = *g, pf = {next->p, next->q, g->ws, g->ws3, g->ws5, g->ws7};
-    const q6k_act *ab = act;
-    const __m512i lo = _mm512_set1_epi8(0x0f), hb = _mm512_set1_epi8(0x30);
-    for (int b = 0; b < nsb; b++) {
-        __m512 dsc[16], nd32, acc[RL_TG];
-        __m512i sp[8];
-        q6k_rl_scales(&r, dsc, sp, &nd32);
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) {
-            __m512i mi = _mm512_setzero_si512();
-#pragma GCC unroll 8
-            for (int p = 0; p < 8; p++) mi = dpwssd_bcast(mi, sp[p], ab[t].bsum + 2 * p);
-            acc[t] = _mm512_mul_ps(_mm512_cvtepi32_ps(mi), nd32);
-        }
-#pragma GCC unroll 4
-        for (int part = 0; part < 4; part++) {
-            const int n = part / 2, c = part % 2;
-            /* the next group's lines, a whole group ahead: bytes 0, 64, 128, 192 of the block,
-             * one per part, and the chunk's last byte */
-            rl_prefetch16(&pf, 64 * part);
-            if (part == 3 && b == nsb - 1) rl_prefetch16(&pf, sizeof(block_q6_K) - 1);
-            __m512i H[4];
-            rl_dwords_asm(&r, offsetof(block_q6_K, qh) + 32 * n + 16 * c, H);
-#pragma GCC unroll 2
-            for (int ab2 = 0; ab2 < 2; ab2++) { /* A, then B */
-                __m512i Z[4];
-                rl_dwords_asm(&r, offsetof(block_q6_K, ql) + 64 * n + 32 * ab2 + 16 * c, Z);
-#pragma GCC unroll 2
-                for (int hi = 0; hi < 2; hi++) {
-                    const int quarter = ab2 + 2 * hi, sb = 8 * n + 2 * quarter + c;
-                    __m512i s[RL_TG];
-#pragma GCC unroll 4
-                    for (int j = 0; j < 4; j++) {
-                        /* the 2 high bits of this quarter: bits 2q, 2q + 1 of H, moved to 4, 5 */
-                        const __m512i h = quarter == 0   ? _mm512_slli_epi16(H[j], 4)
-                                          : quarter == 1 ? _mm512_slli_epi16(H[j], 2)
-                                          : quarter == 2 ? H[j]
-                                                         : _mm512_srli_epi16(H[j], 2);
-                        const __m512i l4 = hi ? _mm512_srli_epi16(Z[j], 4) : Z[j];
-                        /* (l4 & 0x0f) | (h & 0x30) */
-                        const __m512i w = _mm512_or_si512(_mm512_and_si512(l4, lo), _mm512_and_si512(h, hb));
-#pragma GCC unroll 8
-                        for (int t = 0; t < T; t++) {
-                            const int8_t *a = ab[t].qs + 16 * sb + 4 * j;
-                            s[t] = j == 0 ? dpbusd_bcast(_mm512_setzero_si512(), w, a) : dpbusd_bcast(s[t], w, a);
-                        }
-                    }
-#pragma GCC unroll 8
-                    for (int t = 0; t < T; t++) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), dsc[sb], acc[t]);
-                }
-            }
-        }
-        /* the float sums live in `out` between super-blocks: in registers they would leave too
-         * few for the sums of a part, and gcc spilled the acc instead (1.46 cycles per
-         * vpdpbusd at k = 8) */
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) {
-            const __m512 f = first && b == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, out + t * ld);
-            _mm512_mask_storeu_ps(out + t * ld, m, _mm512_fmadd_ps(acc[t], _mm512_set1_ps(ab[t].d), f));
-        }
-        rl_advance(&r, sizeof(block_q6_K));
-        rl_advance(&pf, sizeof(block_q6_K));
-        ab += astep;
-    }
-}
-
 ALWAYS_INLINE void rl_group(int rt, int T, const rl_rows *g, int nbk, const void *act, int64_t astep,
                             float *out, int64_t ld, __mmask16 m, int first, const rl_rows *next) {
     if (rt == RL_Q4_0) q40_rl_group(T, g, nbk, (const q40_act *)act, astep, out, ld, m, first, next);
-    else if (rt == RL_Q4_K) q4k_rl_group(T, g, nbk, (const q4k_act *)act, astep, out, ld, m, first, next);
-    else q6k_rl_group(T, g, nbk, (const q6k_act *)act, astep, out, ld, m, first, next);
+    else q4k_rl_group(T, g, nbk, (const q4k_act *)act, astep, out, ld, m, first, next);
 }
 
 /* Blocks [b0, b0 + nbk) of rows [r0, r1) against k activation rows (act: the entries of block
@@ -1182,7 +1105,7 @@ ALWAYS_INLINE void rl_chunk(int rt, const char *w, size_t ws, int64_t r0, int64_
         if (nv < RL_ROWS) {
             memset(pad, 0, RL_ROWS * cb);
             for (int i = 0; i < nv; i++) memcpy(pad + (size_t)i * cb, base + (size_t)i * ws, cb);
-            if (rt != RL_Q4_0) __asm__ volatile("" ::: "memory"); /* the copies before rl_dwords_asm's loads */
+            if (rt == RL_Q4_K) __asm__ volatile("" ::: "memory"); /* the copies before rl_dwords_asm's loads */
             base = pad, stride = (int64_t)cb;
         }
         const rl_rows rows = rl_rows_at(base, stride);
@@ -1218,15 +1141,9 @@ static void rl_chunk_q4_K(const char *w, size_t ws, int64_t r0, int64_t r1, int6
     rl_chunk(RL_Q4_K, w, ws, r0, r1, b0, nbk, act, astep, k, out, ld, first);
 }
 
-static void rl_chunk_q6_K(const char *w, size_t ws, int64_t r0, int64_t r1, int64_t b0, int nbk,
-                          const char *act, int64_t astep, int32_t k, float *out, int64_t ld, int first) {
-    rl_chunk(RL_Q6_K, w, ws, r0, r1, b0, nbk, act, astep, k, out, ld, first);
-}
-
 ALWAYS_INLINE void rl_chunk_of(int rt, const char *w, size_t ws, int64_t r0, int64_t r1, int64_t b0, int nbk,
                                const char *act, int64_t astep, int32_t k, float *out, int64_t ld, int first) {
-    (rt == RL_Q4_0 ? rl_chunk_q4_0 : rt == RL_Q4_K ? rl_chunk_q4_K : rl_chunk_q6_K)(w, ws, r0, r1, b0, nbk, act,
-                                                                                    astep, k, out, ld, first);
+    (rt == RL_Q4_0 ? rl_chunk_q4_0 : rl_chunk_q4_K)(w, ws, r0, r1, b0, nbk, act, astep, k, out, ld, first);
 }
 
 /* The product over rows [r0, r1), activations in the vec_dot type, laid out here RL_KB rows
@@ -1240,9 +1157,7 @@ ALWAYS_INLINE void mul_mat_rl(int rt, int64_t n, const void *restrict w, size_t 
     const size_t ab = rl_act_bytes(rt);
     const size_t in_bytes = (rt == RL_Q4_0 ? sizeof(block_q8_0) : sizeof(block_q8_K)); /* per block */
     _Alignas(64) char buf[RL_KB * (RL_CHUNK_BYTES / sizeof(block_q4_0)) * sizeof(q40_act)];
-    _Static_assert(sizeof buf >= RL_KB * (RL_CHUNK_BYTES / sizeof(block_q4_K)) * sizeof(q4k_act) &&
-                       sizeof buf >= RL_KB * (RL_CHUNK_BYTES / sizeof(block_q6_K)) * sizeof(q6k_act),
-                   "buf");
+    _Static_assert(sizeof buf >= RL_KB * (RL_CHUNK_BYTES / sizeof(block_q4_K)) * sizeof(q4k_act), "buf");
     for (int32_t t0 = 0; t0 < k; t0 += RL_KB) {
         const int32_t kp = k - t0 < RL_KB ? k - t0 : RL_KB;
         for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
@@ -1295,7 +1210,6 @@ ALWAYS_INLINE void mul_mat_prepped_rl(int rt, int64_t n, const void *restrict w,
 
 DEFINE_RL(q4_0, RL_Q4_0)
 DEFINE_RL(q4_K, RL_Q4_K)
-DEFINE_RL(q6_K, RL_Q6_K)
 
 /* ---------------------------------------------------------------- F32 / F16 / BF16 */
 
