@@ -203,7 +203,9 @@ static double thread_cpu_now(void) {
 
 static void bw_read(void *arg, int32_t ith, int32_t nth) {
     bw_job *j = arg;
-    const size_t a = j->n * (size_t)ith / (size_t)nth, b = j->n * (size_t)(ith + 1) / (size_t)nth;
+    int64_t i0, i1;
+    celer_split_even((int64_t)j->n, ith, nth, &i0, &i1);
+    const size_t a = (size_t)i0, b = (size_t)i1;
     const double c0 = thread_cpu_now();
     bw_vec s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
     size_t i = a;

@@ -29,6 +29,13 @@ void celer_split_init(celer_segment *seg, int32_t n_seg, int32_t n_items);
 /* The next item for thread ith (any ith < n_seg), or -1 when every item is taken. */
 int32_t celer_split_next(celer_segment *seg, int32_t n_seg, int32_t ith);
 
+/* Thread ith's contiguous share [*i0, *i1) of n items split evenly among nth threads (shares
+ * differ by at most one item; together they cover 0..n-1 in thread order). */
+static inline void celer_split_even(int64_t n, int32_t ith, int32_t nth, int64_t *i0, int64_t *i1) {
+    *i0 = n * ith / nth;
+    *i1 = n * (ith + 1) / nth;
+}
+
 /* Number of physical cores (falls back to online CPUs). */
 int32_t celer_physical_cores(void);
 

@@ -70,7 +70,8 @@ typedef struct convert_job {
 
 static void convert_rows(void *arg, int32_t ith, int32_t nth) {
     const convert_job *j = arg;
-    const int64_t r0 = j->rows * ith / nth, r1 = j->rows * (ith + 1) / nth;
+    int64_t r0, r1;
+    celer_split_even(j->rows, ith, nth, &r0, &r1);
     float *row = j->scratch + (size_t)ith * (size_t)j->ne0;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *in = j->src + (size_t)r * j->src_row;

@@ -521,7 +521,8 @@ static void fill_rows(void *arg, int32_t ith, int32_t nth) {
     const fill_job *j = arg;
     const synth_tensor *t = j->t;
     float *row = j->scratch + (size_t)ith * (size_t)j->max_ne0;
-    const int64_t r0 = t->ne1 * ith / nth, r1 = t->ne1 * (ith + 1) / nth;
+    int64_t r0, r1;
+    celer_split_even(t->ne1, ith, nth, &r0, &r1);
     for (int64_t r = r0; r < r1; r++) {
         make_row(j->pl, t, r, row);
         ct_quantize_row(t->type, row, t->data + (size_t)r * t->row_bytes, t->ne0);

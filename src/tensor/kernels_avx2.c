@@ -365,12 +365,14 @@ ALWAYS_INLINE void rows_q(int ty, int T, const char *w, size_t w_stride, int64_t
 /* The product from activations in the vec_dot type (act: prepared here, CHUNK_TILES tiles of
  * TMAX rows at a time) or from a whole product's preparation (prepped, [row][tile] as
  * prep_rows lays it out), in the same chunks and order either way. */
+/* Tiles (LANES groups each, the last one partial) of a row of n values. */
+ALWAYS_INLINE int64_t n_tiles(int ty, int64_t n) { return (n / group_size(ty) + LANES - 1) / LANES; }
+
 ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w_stride, int64_t r0,
                              int64_t r1, const void *restrict act, size_t act_stride,
                              const atile *restrict prepped, int32_t k, float *restrict out, int64_t ld) {
     _Alignas(32) atile scratch[prepped ? 1 : TMAX * CHUNK_TILES];
-    const int64_t ngroups = n / group_size(ty);
-    const int64_t ntiles = (ngroups + LANES - 1) / LANES;
+    const int64_t ngroups = n / group_size(ty), ntiles = n_tiles(ty, n);
     const int64_t tstride = prepped ? ntiles : CHUNK_TILES;
     if (r1 <= r0 || k <= 0) return;
     for (int64_t t0 = 0; t0 < k; t0 += TMAX) {
@@ -400,12 +402,12 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
  * tiles apart, as mul_mat_q reads them): each tile prepared once per product instead of once
  * per work item (the preparation gathers, ~20 cycles each on AMD Zen). */
 ALWAYS_INLINE size_t prep_bytes(int ty, int64_t n, int32_t k) {
-    return (size_t)k * (size_t)((n / group_size(ty) + LANES - 1) / LANES) * sizeof(atile);
+    return (size_t)k * (size_t)n_tiles(ty, n) * sizeof(atile);
 }
 
 ALWAYS_INLINE void prep_rows(int ty, int64_t n, const void *act, size_t act_stride, int32_t t0, int32_t t1,
                              atile *dst) {
-    const int64_t ngroups = n / group_size(ty), ntiles = (ngroups + LANES - 1) / LANES;
+    const int64_t ngroups = n / group_size(ty), ntiles = n_tiles(ty, n);
     for (int32_t t = t0; t < t1; t++)
         prep_tiles(ty, (const char *)act + (size_t)t * act_stride, ngroups, 0, (int)ntiles, dst + t * ntiles);
 }
