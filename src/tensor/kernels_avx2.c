@@ -362,12 +362,12 @@ ALWAYS_INLINE void rows_q(int ty, int T, const char *w, size_t w_stride, int64_t
     rows_q(ty, T, (const char *)w, w_stride, r0, r1, ngroups, tile0, nt, sc, tstride,          \
            out + t0 * ld, ld, tile0 == 0)
 
-/* The product from activations in the vec_dot type (act: prepared here, CHUNK_TILES tiles of
- * TMAX rows at a time) or from a whole product's preparation (prepped, [row][tile] as
- * prep_rows lays it out), in the same chunks and order either way. */
 /* Tiles (LANES groups each, the last one partial) of a row of n values. */
 ALWAYS_INLINE int64_t n_tiles(int ty, int64_t n) { return (n / group_size(ty) + LANES - 1) / LANES; }
 
+/* The product from activations in the vec_dot type (act: prepared here, CHUNK_TILES tiles of
+ * TMAX rows at a time) or from a whole product's preparation (prepped, [row][tile] as
+ * prep_rows lays it out), in the same chunks and order either way. */
 ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w_stride, int64_t r0,
                              int64_t r1, const void *restrict act, size_t act_stride,
                              const atile *restrict prepped, int32_t k, float *restrict out, int64_t ld) {
