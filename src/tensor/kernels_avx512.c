@@ -456,19 +456,23 @@ ALWAYS_INLINE void dec_part(int ty, const char *src, int q, __m512i *W, __m512 *
 
 /* ---------------------------------------------------------------- quantized driver */
 
-enum { WB_NONE, WB_STORE, WB_LOAD }; /* decoded-tile buffer use, for k > TG */
+/* Decoded-tile buffer use, for k > TG; WB_NONE_SUB is WB_NONE for rows walked in several
+ * sub-chunks, prefetched in the order the tiles are walked (see row_tiles). */
+enum { WB_NONE, WB_STORE, WB_LOAD, WB_NONE_SUB };
 #define WZ 10                        /* zmm per decoded tile in the buffer: W[8], D, M */
 
 /* Tiles [tile0, tile0 + cn) of R (1 or 2) weight rows, wstride bytes apart, against T
  * activation rows. sa: prepared tile tile0 of the first of the T rows; tiles are tstride zmm
  * apart, rows azmm apart. io: the accumulators, [R][T] with the rows' T-runs iostride apart
- * (read unless `first`). Two weight rows share every activation load (one row alone: 6-26 %
- * slower, see the top of the file); tiles are decoded in parts of 4 steps so that two rows'
- * weights (8 zmm) and 2T sums fit the 32 registers; the float accumulators stay in io (L1),
- * read and written once per tile. */
+ * (read unless `first`). WB_NONE_SUB: the span's tiles are [span0, span1), walked in
+ * sub-chunks of sub_tiles by blocks of RB rows. Two weight rows share every activation load
+ * (one row alone: 6-26 % slower, see the top of the file); tiles are decoded in parts of 4
+ * steps so that two rows' weights (8 zmm) and 2T sums fit the 32 registers; the float
+ * accumulators stay in io (L1), read and written once per tile. */
 ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstride, int64_t tile0,
                              int cn, int64_t n, const __m512i *sa, size_t tstride, __m512 *io,
-                             size_t iostride, int first, int mode, __m512i *wbuf) {
+                             size_t iostride, int first, int mode, __m512i *wbuf, int64_t sub_tiles,
+                             int64_t span0, int64_t span1) {
     const int S = steps(ty), AZ = azmm(ty), P = parts(ty);
     /* For few sums the float accumulators stay in registers for the whole run of tiles: in
      * memory, each tile's FMAs would wait for the previous tile's store to be forwarded (the
@@ -505,6 +509,12 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
                 const char *rw = row + r * wstride;
                 const char *pf = rw + (tile0 + c) * (int64_t)tile_bytes(ty) +
                                  (mode == WB_NONE ? PF_DIST_FEW : PF_DIST); /* WB_NONE: kp <= TG */
+                if (mode == WB_NONE_SUB) { /* this row's tile one sub-chunk on, or from the
+                                              * last sub-chunk, the first of the next block */
+                    const int64_t u = tile0 + c + sub_tiles;
+                    pf = u < span1 ? rw + u * (int64_t)tile_bytes(ty)
+                                   : rw + RB * (int64_t)wstride + (span0 + u - span1) * (int64_t)tile_bytes(ty);
+                }
                 for (size_t o = 0; o < tile_bytes(ty); o += 64) _mm_prefetch(pf + o, PF_HINT_Q);
                 src[r] = tile_src(ty, rw, tile0 + c, n, pad[r]);
             }
@@ -567,7 +577,7 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
 
 #define ROW_TILES_T(R, T, MODE)                                                                \
     row_tiles(ty, R, T, row, w_stride, s0 + c0, cn, n, scratch + ((size_t)c0 * kp + tg0) * AZ, \
-              (size_t)kp * AZ, accb + (size_t)i * kp + tg0, (size_t)kp, c0 == 0, MODE, wb)
+              (size_t)kp * AZ, accb + (size_t)i * kp + tg0, (size_t)kp, c0 == 0, MODE, wb, C, s0, s0 + ns)
 /* row_tiles for the R and the T (in scope) at hand, both compile-time inside */
 #define ROW_TILES_R(R, MODE)                                                                   \
     do {                                                                                       \
@@ -624,15 +634,37 @@ ALWAYS_INLINE void prep_rows(int ty, int64_t n, const void *act, size_t act_stri
     }
 }
 
+typedef void (*mul_mat_q_fn)(int64_t n, const void *restrict w, size_t w_stride, int64_t r0, int64_t r1,
+                             const void *restrict act, size_t act_stride, const void *restrict prepped,
+                             int32_t k, float *restrict out, int64_t ld);
+
+/* Tiles per sub-chunk for kp activation rows: as many as keep their prepared activations in L1. */
+ALWAYS_INLINE int sub_chunk_tiles(int ty, int kp, int64_t ns) {
+    int C = L1_ACT / (kp * azmm(ty) * 64);
+    if (C < 1) C = 1;
+    return C > ns ? (int)ns : C;
+}
+
 /* The product over rows [r0, r1) from activations in the vec_dot type (act, prepared here span
- * by span) or already prepared for the whole product (prepped, from prep_rows). */
-ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w_stride,
+ * by span) or already prepared for the whole product (prepped, from prep_rows). sub_fn: the
+ * type's instance with sub = 1 (below), or NULL where the type does not take it. */
+ALWAYS_INLINE void mul_mat_q(int ty, int sub, int64_t n, const void *restrict w, size_t w_stride,
                              int64_t r0, int64_t r1, const void *restrict act, size_t act_stride,
-                             const void *restrict prepped, int32_t k, float *restrict out, int64_t ld) {
+                             const void *restrict prepped, int32_t k, float *restrict out, int64_t ld,
+                             mul_mat_q_fn sub_fn) {
     if (r1 <= r0 || k <= 0) return;
     const int AZ = azmm(ty);
     const int64_t ntiles = n_tiles(ty, n);
     const int64_t st = SC_VALUES / tile_values(ty); /* tiles per span */
+    const int64_t ns0 = ntiles < st ? ntiles : st;
+    /* At most TG activation rows and rows walked in several sub-chunks: the walk jumps between
+     * rows, so a fixed prefetch distance lands on tiles read much later; instead each tile's
+     * prefetch is the tile read one sub-chunk pass later (WB_NONE_SUB). That case is a separate
+     * instance (sub = 1), so that its code leaves the register allocation of the others alone. */
+    if (!sub && sub_fn && k <= TG && sub_chunk_tiles(ty, k, ns0) < ns0) {
+        sub_fn(n, w, w_stride, r0, r1, act, act_stride, prepped, k, out, ld);
+        return;
+    }
     for (int64_t t0 = 0; t0 < k; t0 += KB) {
         const int kp = (int)(k - t0 < KB ? k - t0 : KB);
         float *o0 = out + t0 * ld;
@@ -645,9 +677,7 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
                 scratch = (const __m512i *)prepped + prep_group_zmm(ty, n, t0) + (size_t)s0 * kp * AZ;
             else
                 prep_tiles(ty, n, act, act_stride, t0, kp, s0, ns, local);
-            int C = L1_ACT / (kp * AZ * 64);
-            if (C < 1) C = 1;
-            if (C > ns) C = ns;
+            const int C = sub_chunk_tiles(ty, kp, ns);
             __m512 accb[RB * KB];
             __m512i wbuf[(kp > TG ? 2 * C : 1) * WZ]; /* decoded tiles of a row pair when kp > TG */
             for (int64_t rb = r0; rb < r1; rb += RB) {
@@ -663,7 +693,8 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
                             __m512i *wb = wbuf;
                             /* the mode as a constant where it matters most (k <= TG: decoding
                              * and verification), so that its branches vanish from the loop */
-                            if (kp <= TG) ROW_TILES(R, WB_NONE);
+                            if (sub && C < ns) ROW_TILES(R, WB_NONE_SUB);
+                            else if (sub || kp <= TG) ROW_TILES(R, WB_NONE); /* sub: k <= TG */
                             else ROW_TILES(R, tg0 == 0 ? WB_STORE : WB_LOAD);
                         }
                         i += R;
@@ -687,17 +718,29 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
 #define PRE_RA_SCHEDULED
 #endif
 
-#define DEFINE_Q(name, ty, ATTR)                                                                  \
+/* The instance of mul_mat_q for few activation rows walked in sub-chunks (sub = 1). Only Q8_0
+ * takes it: Q6_K (ffn_down of Q4_K_M files, 2048 x 5632, from memory, one core) ran k = 4
+ * 5-9 % faster but k = 8 6-8 % slower with it. */
+#define DEFINE_Q_SUB(name, ty, ATTR)                                                              \
+    __attribute__((noinline)) ATTR static void mul_mat_sub_##name(                               \
+        int64_t n, const void *restrict w, size_t w_stride, int64_t r0, int64_t r1,               \
+        const void *restrict act, size_t act_stride, const void *restrict prepped, int32_t k,     \
+        float *restrict out, int64_t ld) {                                                        \
+        mul_mat_q(ty, 1, n, w, w_stride, r0, r1, act, act_stride, prepped, k, out, ld, NULL);     \
+    }
+
+/* SUB_FN: the type's mul_mat_sub_ or NULL */
+#define DEFINE_Q(name, ty, ATTR, SUB_FN)                                                          \
     ATTR static void mul_mat_##name(int64_t n, const void *restrict w, size_t w_stride,           \
                                     int64_t r0, int64_t r1, const void *restrict act,             \
                                     size_t act_stride, int32_t k, float *restrict out,            \
                                     int64_t ld) {                                                 \
-        mul_mat_q(ty, n, w, w_stride, r0, r1, act, act_stride, NULL, k, out, ld);                 \
+        mul_mat_q(ty, 0, n, w, w_stride, r0, r1, act, act_stride, NULL, k, out, ld, SUB_FN);      \
     }                                                                                             \
     ATTR static void mul_mat_prepped_##name(int64_t n, const void *restrict w, size_t w_stride,   \
                                             int64_t r0, int64_t r1, const void *restrict prepped, \
                                             int32_t k, float *restrict out, int64_t ld) {         \
-        mul_mat_q(ty, n, w, w_stride, r0, r1, NULL, 0, prepped, k, out, ld);                      \
+        mul_mat_q(ty, 0, n, w, w_stride, r0, r1, NULL, 0, prepped, k, out, ld, SUB_FN);           \
     }                                                                                             \
     static size_t prep_size_##name(int64_t n, int32_t k) { return prep_bytes(ty, n, k); }         \
     static void prep_rows_##name(int64_t n, const void *restrict act, size_t act_stride,          \
@@ -709,9 +752,10 @@ ALWAYS_INLINE void mul_mat_q(int ty, int64_t n, const void *restrict w, size_t w
         mul_mat_##name(n, x, 0, 0, 1, y, 0, 1, s, 1);                                             \
     }
 
-DEFINE_Q(q8_0, TY_Q8_0, PRE_RA_SCHEDULED)
-DEFINE_Q(q5_K, TY_Q5_K, )
-DEFINE_Q(q6_K, TY_Q6_K, )
+DEFINE_Q_SUB(q8_0, TY_Q8_0, PRE_RA_SCHEDULED)
+DEFINE_Q(q8_0, TY_Q8_0, PRE_RA_SCHEDULED, mul_mat_sub_q8_0)
+DEFINE_Q(q5_K, TY_Q5_K, , NULL)
+DEFINE_Q(q6_K, TY_Q6_K, , NULL)
 
 /* ---------------------------------------------------------------- weight rows in lanes */
 
