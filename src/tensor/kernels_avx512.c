@@ -718,9 +718,11 @@ ALWAYS_INLINE void mul_mat_q(int ty, int sub, int64_t n, const void *restrict w,
 #define PRE_RA_SCHEDULED
 #endif
 
-/* The instance of mul_mat_q for few activation rows walked in sub-chunks (sub = 1). Only Q8_0
- * takes it: Q6_K (ffn_down of Q4_K_M files, 2048 x 5632, from memory, one core) ran k = 4
- * 5-9 % faster but k = 8 6-8 % slower with it. */
+/* The instance of mul_mat_q for few activation rows walked in sub-chunks (sub = 1). Q8_0,
+ * 2048 x 5632 from memory (huge pages, as the page cache maps model files), one core: k = 4
+ * 0.87, k = 8 0.75 of the time; whole model 0.93-0.96 at k = 8 (paired runs, 1 and 2 threads),
+ * k = 1 unchanged. Q6_K does not take it: its kernel gained less (k = 4 0.93-0.96, k = 8
+ * 0.97-0.98) and whole Q4_K_M passes nothing (0.98-1.00 at k = 4 and 8). */
 #define DEFINE_Q_SUB(name, ty, ATTR)                                                              \
     __attribute__((noinline)) ATTR static void mul_mat_sub_##name(                               \
         int64_t n, const void *restrict w, size_t w_stride, int64_t r0, int64_t r1,               \
