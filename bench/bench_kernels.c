@@ -3,7 +3,7 @@
  * type, for batches of k = 1, 2, 4, 8, 16 activation rows, on a TinyLlama-sized matrix
  * (2048 rows x 5632 columns, the ffn_down shape).
  *
- *   build/bench/bench_kernels [--quick] [--rows N] [--cols N] [--sets NAME,...] [--types NAME,...]
+ *   build/bench/bench_kernels [--quick] [--small-pages] [--rows N] [--cols N] [--sets NAME,...] [--types NAME,...]
  *
  * Two working sets: "hot" reuses one matrix (it fits the L2/L3 caches), "cold" cycles through
  * enough copies (~256 MiB) that weights stream from DRAM, as in a real forward pass. The
