@@ -962,18 +962,35 @@ ALWAYS_INLINE void q40_rl_decode(const rl_rows *g, __m512i *W) {
     }
 }
 
-/* The fp16 scales of block `off` / 18 of the 16 rows into sc[0..16), through general
- * registers (a gather costs ~20 cycles on AMD Zen 4). Done two blocks ahead of their use so
- * that the vector load reading them back does not wait on the stores. */
-ALWAYS_INLINE void q40_rl_scales(const rl_rows *g, int64_t off, uint16_t *sc) {
-    uint64_t q[4] = {0, 0, 0, 0};
-#pragma GCC unroll 16
-    for (int i = 0; i < RL_ROWS; i++) {
-        uint16_t d;
-        memcpy(&d, rl_row(g, i) + off, 2);
-        q[i / 4] |= (uint64_t)d << (16 * (i % 4));
-    }
-    memcpy(sc, q, sizeof q);
+/* The fp16 scales of the block at the group's pointers, one per lane, as floats: 16 vpinsrw
+ * with the loads folded in (two chains of 8, one per half of the rows), in assembly so that
+ * every row is an addressing mode on the group's two bases and strides. The scales used to go
+ * through general registers (movzwl, shift, or: ~60 instructions of the 136 in a k = 1 block)
+ * into a ring of 4 read back two blocks later (a gather costs ~20 cycles on Zen 4, and more
+ * than this on Zen 5: 1.14x the time at k = 1 in L2). On Zen 5 (2 vCPUs), one core, 256 x 2048
+ * in L2 (three runs): k = 1 0.70-0.93 of the time, k = 2 0.78-0.97, k = 4 0.86-0.95, k = 8
+ * 0.98-1.00, k = 16 0.98-0.99; whole Q4_0 model (paired harness), 1 thread (11 rounds) k = 1 /
+ * 2 / 4 / 8 / 16 0.87 / 0.97 / 0.90 / 0.93 / 0.94, 2 threads (15 rounds, noisy minutes) 1.03 /
+ * 1.00 / 1.01 / 0.98 / 0.94. Read at the top of the block, not ahead: a ring written two blocks
+ * ahead with these loads took 0.98-1.02 of this time at k <= 8 and 1.04-1.05 at k = 16. */
+ALWAYS_INLINE __m512 q40_rl_scales(const rl_rows *g) {
+    __m128i lo8, hi8;
+    const __m128i z = _mm_setzero_si128();
+#define RL_PINS(dst, base)                                                                      \
+    "vpinsrw $0, (" base "), %[z], " dst "\n\t"                                                 \
+    "vpinsrw $1, (" base ",%[w]), " dst ", " dst "\n\t"                                          \
+    "vpinsrw $2, (" base ",%[w],2), " dst ", " dst "\n\t"                                        \
+    "vpinsrw $3, (" base ",%[w3]), " dst ", " dst "\n\t"                                         \
+    "vpinsrw $4, (" base ",%[w],4), " dst ", " dst "\n\t"                                        \
+    "vpinsrw $5, (" base ",%[w5]), " dst ", " dst "\n\t"                                         \
+    "vpinsrw $6, (" base ",%[w3],2), " dst ", " dst "\n\t"                                       \
+    "vpinsrw $7, (" base ",%[w7]), " dst ", " dst "\n\t"
+    __asm__(RL_PINS("%[lo]", "%[p]") RL_PINS("%[hi]", "%[q]")
+            : [lo] "=&x"(lo8), [hi] "=&x"(hi8)
+            : [z] "x"(z), [p] "r"(g->p), [q] "r"(g->q), [w] "r"(g->ws), [w3] "r"(g->ws3), [w5] "r"(g->ws5),
+              [w7] "r"(g->ws7), "m"(*(const char(*)[1])g->p));
+#undef RL_PINS
+    return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo8), hi8, 1));
 }
 
 /* s + vpdpbusd(w, the dword at p broadcast to every lane), with the broadcast folded into the
@@ -990,8 +1007,6 @@ ALWAYS_INLINE __m512i dpwssd_bcast(__m512i s, __m512i w, const int16_t *p) {
     __asm__("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*(const int32_t *)(const void *)p));
     return s;
 }
-
-#define RL_AHEAD 2 /* blocks between a scale's extraction and its use (ring of 4) */
 
 /* The next group's rows to prefetch, through this group's strides (the same but in a last,
  * padded group, where the prefetches are only wasted): two more general registers, not six. */
@@ -1013,16 +1028,14 @@ ALWAYS_INLINE void q40_rl_prefetch(const rl_rows *pf, int b, int nbk) {
  * holds for these rows (masked to m). */
 ALWAYS_INLINE void q40_rl_group(int T, const rl_rows *g, int nbk, const q40_act *act, int64_t astep,
                                 float *out, int64_t ld, __mmask16 m, int first, const rl_rows *next) {
-    _Alignas(64) uint16_t ring[4][RL_ROWS];
     __m512 f[RL_TG];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) f[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, out + t * ld);
-    for (int b = 0; b < RL_AHEAD && b < nbk; b++) q40_rl_scales(g, b * (int64_t)sizeof(block_q4_0), ring[b]);
     rl_rows r = *g, pf = rl_prefetch_rows(g, next);
     const q40_act *ab = act;
     for (int b = 0; b < nbk; b++) {
         q40_rl_prefetch(&pf, b, nbk);
-        if (b + RL_AHEAD < nbk) q40_rl_scales(&r, RL_AHEAD * (int64_t)sizeof(block_q4_0), ring[(b + RL_AHEAD) % 4]);
+        const __m512 D = q40_rl_scales(&r);
         __m512i W[8], s[RL_TG];
         q40_rl_decode(&r, W);
 #pragma GCC unroll 8
@@ -1031,7 +1044,6 @@ ALWAYS_INLINE void q40_rl_group(int T, const rl_rows *g, int nbk, const q40_act 
         for (int j = 0; j < 8; j++)
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) s[t] = dpbusd_bcast(s[t], W[j], ab[t].qs + 4 * j);
-        const __m512 D = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)ring[b % 4]));
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
             f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(D, _mm512_set1_ps(ab[t].d)), f[t]);
@@ -1155,7 +1167,7 @@ ALWAYS_INLINE void rl_chunk(int rt, const char *w, size_t ws, int64_t r0, int64_
         if (nv < RL_ROWS) {
             memset(pad, 0, RL_ROWS * cb);
             for (int i = 0; i < nv; i++) memcpy(pad + (size_t)i * cb, base + (size_t)i * ws, cb);
-            if (rt == RL_Q4_K) __asm__ volatile("" ::: "memory"); /* the copies before rl_dwords_asm's loads */
+            __asm__ volatile("" ::: "memory"); /* the copies before the assembly loads */
             base = pad, stride = (int64_t)cb;
         }
         const rl_rows rows = rl_rows_at(base, stride);
