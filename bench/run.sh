@@ -141,7 +141,8 @@ echo "## celer bench --plain: $PRESET shape, Llama 2 vocabulary (llama.cpp in pa
 echo
 echo "Decoding: tok/s of one-token steps after a 32-token prompt (median of $REPS). Prompt: one"
 echo "batch of 512 tokens. Batch cost: one pass of k tokens after 128, as a multiple of k = 1"
-echo "(logits for every row). Prompt and batch cost use the largest thread count."
+echo "(logits for every row; the median over at least 7 rounds, k values taking turns, of each"
+echo "round's ratio). Prompt and batch cost use the largest thread count."
 [ "$ROUNDS" -gt 1 ] && echo "Each figure: the median over $ROUNDS rounds."
 echo
 echo "| type | file MiB | decode 1 thr | decode 2 thr | prompt 512 | k=2 | k=4 | k=8 | k=16 | RSS MiB (file + KV) | load s |"
