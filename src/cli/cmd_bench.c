@@ -316,9 +316,9 @@ static bool run_prompt(celer_context *ctx, const bench_opts *o, const int32_t *i
 /* Milliseconds of one pass of k tokens after the prefix, logits for every row (ms: medians),
  * and its cost as a multiple of one token's pass (cost: the median over the rounds of each
  * round's ratio). The k values take turns within each round (rather than k = 1's runs all
- * before k = 2's), so that every k meets the same phases of a shared machine; the ratio of
- * the medians let one fast or slow minute in k = 1's passes move every cost (in two of three
- * runs of the fifteenth session's README), the median of per-round ratios does not. */
+ * before k = 2's), so that every k meets the same phases of a shared machine; a ratio of two
+ * medians let one fast or slow minute in k = 1's passes move every cost, a median of per-round
+ * ratios compares passes of the same minutes. */
 static bool run_batch_cost(celer_context *ctx, const bench_opts *o, const int32_t *ids,
                            double *ms, double *cost) {
     celer_kv_clear(ctx);
