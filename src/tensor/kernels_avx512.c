@@ -903,6 +903,18 @@ ALWAYS_INLINE void rl_dwords(const rl_rows *g, int64_t off, __m512i *Z) {
     rl_transpose(Y, Z);
 }
 
+/* Row i (0..7) from base b in the rows-in-lanes assembly: an addressing mode on b and the
+ * group's strides, operands %[w], %[w3], %[w5], %[w7] (the rows rl_row computes in C). */
+#define RL_AT_0(b) b
+#define RL_AT_1(b) b ",%[w]"
+#define RL_AT_2(b) b ",%[w],2"
+#define RL_AT_3(b) b ",%[w3]"
+#define RL_AT_4(b) b ",%[w],4"
+#define RL_AT_5(b) b ",%[w5]"
+#define RL_AT_6(b) b ",%[w3],2"
+#define RL_AT_7(b) b ",%[w7]"
+#define RL_AT(b, i) RL_AT_##i(b)
+
 /* The same with the loads written out in assembly, so that every row is an addressing mode on
  * the group's registers: from C, gcc computed the 16 row pointers once for the 9 loads of a
  * Q4_K super-block row and spilled them (138 more instructions per super-block at one
@@ -911,17 +923,15 @@ ALWAYS_INLINE void rl_dwords(const rl_rows *g, int64_t off, __m512i *Z) {
 ALWAYS_INLINE void rl_dwords_asm(const rl_rows *g, int64_t off, __m512i *Z) {
     __m512i Y[4];
     const char *p, *q; /* the two bases + off */
-#define RL_LOAD4(y, r0, r1, r2, r3)                                                             \
-    "vmovdqu32 (" r0 "), %x[" y "]\n\t"                                                         \
-    "vinserti32x4 $1, (" r1 "), %[" y "], %[" y "]\n\t"                                         \
-    "vinserti32x4 $2, (" r2 "), %[" y "], %[" y "]\n\t"                                         \
-    "vinserti32x4 $3, (" r3 "), %[" y "], %[" y "]\n\t"
+/* rows c, c + 4, 8 + c, 12 + c (c4 = c + 4) into lanes 0..3 of y */
+#define RL_LOAD4(y, c, c4)                                                                      \
+    "vmovdqu32 (" RL_AT("%[p]", c) "), %x[" y "]\n\t"                                            \
+    "vinserti32x4 $1, (" RL_AT("%[p]", c4) "), %[" y "], %[" y "]\n\t"                           \
+    "vinserti32x4 $2, (" RL_AT("%[q]", c) "), %[" y "], %[" y "]\n\t"                            \
+    "vinserti32x4 $3, (" RL_AT("%[q]", c4) "), %[" y "], %[" y "]\n\t"
     __asm__ volatile("lea (%[p0],%[o]), %[p]\n\t"
                      "lea (%[q0],%[o]), %[q]\n\t"
-                     RL_LOAD4("y0", "%[p]", "%[p],%[w],4", "%[q]", "%[q],%[w],4")
-                     RL_LOAD4("y1", "%[p],%[w]", "%[p],%[w5]", "%[q],%[w]", "%[q],%[w5]")
-                     RL_LOAD4("y2", "%[p],%[w],2", "%[p],%[w3],2", "%[q],%[w],2", "%[q],%[w3],2")
-                     RL_LOAD4("y3", "%[p],%[w3]", "%[p],%[w7]", "%[q],%[w3]", "%[q],%[w7]")
+                     RL_LOAD4("y0", 0, 4) RL_LOAD4("y1", 1, 5) RL_LOAD4("y2", 2, 6) RL_LOAD4("y3", 3, 7)
                      : [y0] "=&v"(Y[0]), [y1] "=&v"(Y[1]), [y2] "=&v"(Y[2]), [y3] "=&v"(Y[3]), [p] "=&r"(p),
                        [q] "=&r"(q)
                      : [p0] "r"(g->p), [q0] "r"(g->q), [w] "r"(g->ws), [w3] "r"(g->ws3), [w5] "r"(g->ws5),
@@ -934,14 +944,12 @@ ALWAYS_INLINE void rl_dwords_asm(const rl_rows *g, int64_t off, __m512i *Z) {
  * for the same reason). */
 ALWAYS_INLINE void rl_prefetch16(const rl_rows *g, int64_t off) {
     const char *p, *q;
-#define RL_PF4(r0, r1, r2, r3)                                                                  \
-    "prefetcht0 (" r0 ")\n\tprefetcht0 (" r1 ")\n\tprefetcht0 (" r2 ")\n\tprefetcht0 (" r3 ")\n\t"
+#define RL_PF4(c, c4)                                                                           \
+    "prefetcht0 (" RL_AT("%[p]", c) ")\n\tprefetcht0 (" RL_AT("%[p]", c4) ")\n\t"                \
+    "prefetcht0 (" RL_AT("%[q]", c) ")\n\tprefetcht0 (" RL_AT("%[q]", c4) ")\n\t"
     __asm__ volatile("lea (%[p0],%[o]), %[p]\n\t"
                      "lea (%[q0],%[o]), %[q]\n\t"
-                     RL_PF4("%[p]", "%[p],%[w],4", "%[q]", "%[q],%[w],4")
-                     RL_PF4("%[p],%[w]", "%[p],%[w5]", "%[q],%[w]", "%[q],%[w5]")
-                     RL_PF4("%[p],%[w],2", "%[p],%[w3],2", "%[q],%[w],2", "%[q],%[w3],2")
-                     RL_PF4("%[p],%[w3]", "%[p],%[w7]", "%[q],%[w3]", "%[q],%[w7]")
+                     RL_PF4(0, 4) RL_PF4(1, 5) RL_PF4(2, 6) RL_PF4(3, 7)
                      : [p] "=&r"(p), [q] "=&r"(q)
                      : [p0] "r"(g->p), [q0] "r"(g->q), [w] "r"(g->ws), [w3] "r"(g->ws3), [w5] "r"(g->ws5),
                        [w7] "r"(g->ws7), [o] "r"(off));
@@ -976,19 +984,16 @@ ALWAYS_INLINE void q40_rl_decode(const rl_rows *g, __m512i *W) {
 ALWAYS_INLINE __m512 q40_rl_scales(const rl_rows *g) {
     __m128i lo8, hi8;
     const __m128i z = _mm_setzero_si128();
+#define RL_PIN(dst, base, i) "vpinsrw $" #i ", (" RL_AT(base, i) "), " dst ", " dst "\n\t"
 #define RL_PINS(dst, base)                                                                      \
-    "vpinsrw $0, (" base "), %[z], " dst "\n\t"                                                 \
-    "vpinsrw $1, (" base ",%[w]), " dst ", " dst "\n\t"                                          \
-    "vpinsrw $2, (" base ",%[w],2), " dst ", " dst "\n\t"                                        \
-    "vpinsrw $3, (" base ",%[w3]), " dst ", " dst "\n\t"                                         \
-    "vpinsrw $4, (" base ",%[w],4), " dst ", " dst "\n\t"                                        \
-    "vpinsrw $5, (" base ",%[w5]), " dst ", " dst "\n\t"                                         \
-    "vpinsrw $6, (" base ",%[w3],2), " dst ", " dst "\n\t"                                       \
-    "vpinsrw $7, (" base ",%[w7]), " dst ", " dst "\n\t"
+    "vpinsrw $0, (" RL_AT(base, 0) "), %[z], " dst "\n\t"                                       \
+    RL_PIN(dst, base, 1) RL_PIN(dst, base, 2) RL_PIN(dst, base, 3) RL_PIN(dst, base, 4)         \
+    RL_PIN(dst, base, 5) RL_PIN(dst, base, 6) RL_PIN(dst, base, 7)
     __asm__(RL_PINS("%[lo]", "%[p]") RL_PINS("%[hi]", "%[q]")
             : [lo] "=&x"(lo8), [hi] "=&x"(hi8)
             : [z] "x"(z), [p] "r"(g->p), [q] "r"(g->q), [w] "r"(g->ws), [w3] "r"(g->ws3), [w5] "r"(g->ws5),
               [w7] "r"(g->ws7), "m"(*(const char(*)[1])g->p));
+#undef RL_PIN
 #undef RL_PINS
     return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo8), hi8, 1));
 }
