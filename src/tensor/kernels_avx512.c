@@ -81,16 +81,32 @@
 #ifndef PF_ROWS_F
 #define PF_ROWS_F 8
 #endif
-/* Quantized products prefetch into L1 (prefetcht0), F32/F16/BF16 into L2 (prefetcht1). With
- * the whole model on AMD Zen 4 (two builds in one process, passes alternating, 31-61 rounds
- * of 3-4 passes per k, median of the paired ratios; the same harness with two identical builds
- * gave 1.00 +- 0.03), L1 against L2, k = 1 / 2 / 4 / 8 / 16: Q4_K_M 2 threads 0.95 / 0.94 / 0.99
- * / 0.99 / 0.97, 1 thread 0.94 / 0.94 / 0.99 / 0.97 / 0.99; Q8_0 0.96 / 0.97 / 0.96 / 0.99 /
- * 0.96; Q4_0 0.98 / 0.97 / 1.01 / 1.01 / 0.99. (The F-type products were not measured.) */
-#define PF_HINT_Q _MM_HINT_T0
+/* Quantized products prefetch into L1 (prefetcht0) on AMD and into L2 (prefetcht1) on Intel
+ * (pf_q below); F32/F16/BF16 into L2 everywhere. With the whole model on AMD Zen 4 (two builds
+ * in one process, passes alternating, 31-61 rounds of 3-4 passes per k, median of the paired
+ * ratios; the same harness with two identical builds gave 1.00 +- 0.03), L1 against L2, k = 1
+ * / 2 / 4 / 8 / 16: Q4_K_M 2 threads 0.95 / 0.94 / 0.99 / 0.99 / 0.97, 1 thread 0.94 / 0.94 /
+ * 0.99 / 0.97 / 0.99; Q8_0 0.96 / 0.97 / 0.96 / 0.99 / 0.96; Q4_0 0.98 / 0.97 / 1.01 / 1.01 /
+ * 0.99. On an Intel Emerald Rapids VM (2 cores, 2 MB L2 each; the same kind of harness,
+ * 15 rounds, identical builds 0.98-1.01) it was the other way round, L2 against L1 at 2
+ * threads: Q4_0 0.90 / 0.91 / 0.93 / 0.95 / 0.96, Q8_0 0.95 / 0.95 / 0.96 / 0.97 / 1.00,
+ * Q4_K_M 0.95 / 0.91 / 0.92 / 0.92 / 0.95; 1 thread (9 rounds) Q4_0 0.88 / 0.91 / 0.92 / 0.92
+ * / 0.99, Q4_K_M 0.92 / 0.91 / 0.93 / 0.91 / 0.96. (Prefetching two row groups ahead, or
+ * 64 KB instead of 32 KB, on top of L2 there: 0.99-1.04.) */
 #define PF_HINT_F _MM_HINT_T1
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Whether quantized weights are prefetched into L2 (Intel) rather than L1 (AMD), measured as
+ * above: a pure function of cpuid (libgcc's copy of it, filled before main; dispatch.c
+ * initialises it before any kernel runs), a predictable branch at each prefetch. */
+ALWAYS_INLINE int pf_q_to_l2(void) { return __builtin_cpu_is("intel"); }
+
+/* Prefetch of a quantized weight line, into the level pf_q_to_l2 picks. */
+ALWAYS_INLINE void pf_q(const void *p) {
+    if (pf_q_to_l2()) _mm_prefetch(p, _MM_HINT_T1);
+    else _mm_prefetch(p, _MM_HINT_T0);
+}
 
 enum { TY_Q8_0, TY_Q5_K, TY_Q6_K }; /* Q4_0 and Q4_K have a layout of their own (below) */
 
@@ -515,7 +531,7 @@ ALWAYS_INLINE void row_tiles(int ty, int R, int T, const char *row, size_t wstri
                     pf = u < span1 ? rw + u * (int64_t)tile_bytes(ty)
                                    : rw + RB * (int64_t)wstride + (span0 + u - span1) * (int64_t)tile_bytes(ty);
                 }
-                for (size_t o = 0; o < tile_bytes(ty); o += 64) _mm_prefetch(pf + o, PF_HINT_Q);
+                for (size_t o = 0; o < tile_bytes(ty); o += 64) pf_q(pf + o);
                 src[r] = tile_src(ty, rw, tile0 + c, n, pad[r]);
             }
         }
@@ -940,19 +956,23 @@ ALWAYS_INLINE void rl_dwords_asm(const rl_rows *g, int64_t off, __m512i *Z) {
     rl_transpose(Y, Z);
 }
 
-/* prefetcht0 of byte off of each of the 16 rows at g's bases, with g's strides (in assembly
- * for the same reason). */
+/* A prefetch (pf_q) of byte off of each of the 16 rows at g's bases, with g's strides (in
+ * assembly for the same reason). */
 ALWAYS_INLINE void rl_prefetch16(const rl_rows *g, int64_t off) {
     const char *p, *q;
-#define RL_PF4(c, c4)                                                                           \
-    "prefetcht0 (" RL_AT("%[p]", c) ")\n\tprefetcht0 (" RL_AT("%[p]", c4) ")\n\t"                \
-    "prefetcht0 (" RL_AT("%[q]", c) ")\n\tprefetcht0 (" RL_AT("%[q]", c4) ")\n\t"
-    __asm__ volatile("lea (%[p0],%[o]), %[p]\n\t"
-                     "lea (%[q0],%[o]), %[q]\n\t"
-                     RL_PF4(0, 4) RL_PF4(1, 5) RL_PF4(2, 6) RL_PF4(3, 7)
-                     : [p] "=&r"(p), [q] "=&r"(q)
-                     : [p0] "r"(g->p), [q0] "r"(g->q), [w] "r"(g->ws), [w3] "r"(g->ws3), [w5] "r"(g->ws5),
-                       [w7] "r"(g->ws7), [o] "r"(off));
+#define RL_PF4(insn, c, c4)                                                                     \
+    insn " (" RL_AT("%[p]", c) ")\n\t" insn " (" RL_AT("%[p]", c4) ")\n\t"                      \
+    insn " (" RL_AT("%[q]", c) ")\n\t" insn " (" RL_AT("%[q]", c4) ")\n\t"
+#define RL_PF16(insn)                                                                           \
+    __asm__ volatile("lea (%[p0],%[o]), %[p]\n\t"                                                \
+                     "lea (%[q0],%[o]), %[q]\n\t"                                                \
+                     RL_PF4(insn, 0, 4) RL_PF4(insn, 1, 5) RL_PF4(insn, 2, 6) RL_PF4(insn, 3, 7)  \
+                     : [p] "=&r"(p), [q] "=&r"(q)                                                \
+                     : [p0] "r"(g->p), [q0] "r"(g->q), [w] "r"(g->ws), [w3] "r"(g->ws3),         \
+                       [w5] "r"(g->ws5), [w7] "r"(g->ws7), [o] "r"(off))
+    if (pf_q_to_l2()) RL_PF16("prefetcht1");
+    else RL_PF16("prefetcht0");
+#undef RL_PF16
 #undef RL_PF4
 }
 
@@ -1181,7 +1201,7 @@ ALWAYS_INLINE void rl_chunk(int rt, const char *w, size_t ws, int64_t r0, int64_
         const rl_rows next = rl_rows_at(w + (size_t)(g + RL_ROWS) * ws + (size_t)b0 * bb, (int64_t)ws);
         if (g == r0) /* nothing before the first group prefetched it */
             for (int i = 0; i < nv; i++)
-                for (size_t o = 0; o < cb; o += 64) _mm_prefetch(base + (size_t)i * (size_t)stride + o, PF_HINT_Q);
+                for (size_t o = 0; o < cb; o += 64) pf_q(base + (size_t)i * (size_t)stride + o);
         for (int32_t t0 = 0; t0 < k; t0 += RL_TG) {
             const int T = k - t0 < RL_TG ? (int)(k - t0) : RL_TG;
             const char *a = act + (size_t)t0 * rl_act_bytes(rt);
