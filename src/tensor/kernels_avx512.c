@@ -87,8 +87,8 @@
  * ratios; the same harness with two identical builds gave 1.00 +- 0.03), L1 against L2, k = 1
  * / 2 / 4 / 8 / 16: Q4_K_M 2 threads 0.95 / 0.94 / 0.99 / 0.99 / 0.97, 1 thread 0.94 / 0.94 /
  * 0.99 / 0.97 / 0.99; Q8_0 0.96 / 0.97 / 0.96 / 0.99 / 0.96; Q4_0 0.98 / 0.97 / 1.01 / 1.01 /
- * 0.99. On an Intel Emerald Rapids VM (2 cores, 2 MB L2 each; the same kind of harness,
- * 15 rounds, identical builds 0.98-1.01) it was the other way round, L2 against L1 at 2
+ * 0.99. On an Intel Emerald Rapids VM (2 cores, 2 MB L2 each; the same kind of harness, 15
+ * rounds; two identical builds 0.98-1.01 in 9) it was the other way round, L2 against L1 at 2
  * threads: Q4_0 0.90 / 0.91 / 0.93 / 0.95 / 0.96, Q8_0 0.95 / 0.95 / 0.96 / 0.97 / 1.00,
  * Q4_K_M 0.95 / 0.91 / 0.92 / 0.92 / 0.95; 1 thread (9 rounds) Q4_0 0.88 / 0.91 / 0.92 / 0.92
  * / 0.99, Q4_K_M 0.92 / 0.91 / 0.93 / 0.91 / 0.96. (Prefetching two row groups ahead, or
