@@ -1039,12 +1039,23 @@ ALWAYS_INLINE rl_rows rl_prefetch_rows(const rl_rows *g, const rl_rows *next) {
     return (rl_rows){next->p, next->q, g->ws, g->ws3, g->ws5, g->ws7};
 }
 
-/* Prefetches of the next group's lines, a whole group ahead, every third block (54 bytes < a
- * line) and at the chunk's last block; in assembly (rl_prefetch16) with the group's strides:
+/* Prefetches of the next group's lines, a whole group ahead, of the byte that ends block b,
+ * and at the chunk's last block; in assembly (rl_prefetch16) with the group's strides:
  * whole-model passes of a Q4_0 file took 5-9 % less time at k = 1 and 3-6 % less at k = 8
- * than from C with the next group's own strides (paired runs, 1 and 2 threads). */
+ * than from C with the next group's own strides (paired runs, 1 and 2 threads). On AMD at
+ * every third block (54 bytes < a line, so every line of every row); on Intel only where that
+ * byte starts a new line of a row that starts on a line, as the chunk does when a row has a
+ * whole number of lines (2048 columns): 18 of 64 blocks instead of 22, so rows of other
+ * alignments (half the rows at 5632 columns) may leave a line to the hardware prefetcher.
+ * Whole Q4_0 model on Emerald Rapids, paired, new / every third block, k = 1 / 2 / 4 / 8 / 16:
+ * 2 threads (15 rounds) 0.97 / 0.96 / 0.98 / 0.98 / 0.99, 1 thread (9) 0.97 / 0.95 / 0.98 /
+ * 0.97 / 0.99; an earlier build of the same rule 1.00 / 1.00 / 0.99 / 0.97 / 0.98 and 0.99 /
+ * 0.99 / 0.98 / 0.97 / 0.98. (The same thinning of Q4_K's three prefetches per super-block
+ * cost 1.02-1.06 there.) */
 ALWAYS_INLINE void q40_rl_prefetch(const rl_rows *pf, int b, int nbk) {
-    if (b % 3 == 0 || b == nbk - 1) rl_prefetch16(pf, sizeof(block_q4_0) - 1);
+    const int last = (int)sizeof(block_q4_0) * b + (int)sizeof(block_q4_0) - 1;
+    const int due = pf_q_to_l2() ? last % 64 < (int)sizeof(block_q4_0) : b % 3 == 0;
+    if (due || b == nbk - 1) rl_prefetch16(pf, sizeof(block_q4_0) - 1);
 }
 
 /* nbk blocks of the group's rows (g: at the first of them) against T activation rows (act: the
