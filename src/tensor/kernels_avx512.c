@@ -804,8 +804,13 @@ DEFINE_Q(q6_K, TY_Q6_K, , NULL)
  * The result of a (weight row, activation row) pair is its blocks' (super-blocks') float
  * terms added in block order into one float, whatever k, the row range or the chunking is (a
  * chunk's sums go through `out` exactly), so batches reproduce single steps bit for bit. */
+/* Q4_0 rows are read eight blocks (144 bytes, 9 x 16) at a time while a chunk has eight left
+ * (q40_rl_unit); the activation quants of the even blocks of those units are stored rotated
+ * to match (q40_prep_row). Chunks start at multiples of eight blocks. */
+#define Q40_UNIT 8
+
 typedef struct {
-    int8_t qs[QK8_0]; /* the activation block's quants, in order */
+    int8_t qs[QK8_0]; /* the activation block's quants, in order (rotated: q40_rl_unit) */
     int32_t corr;     /* -8 * sum(qs): the weights are decoded as unsigned nibbles q = value + 8 */
     float d;          /* the activation block's scale */
 } q40_act;            /* 40 bytes: every dword aligned, so no broadcast spans two cache lines */
@@ -833,10 +838,14 @@ ALWAYS_INLINE int rl_chunk_blocks(int rt) { return (int)(RL_CHUNK_BYTES / rl_blo
  * layout of a batch). */
 static void q40_prep_row(const block_q8_0 *restrict a, int64_t nb, int64_t step, q40_act *restrict dst) {
     const __m256i bias = _mm256_set1_epi8((char)0x80);
+    /* each 16-byte half rotated right by 2 bytes: (a14, a15, a0, ..., a13) */
+    const __m256i rot = _mm256_setr_epi8(14, 15, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                                         14, 15, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13);
+    const int64_t in_units = nb & ~(int64_t)(Q40_UNIT - 1); /* blocks q40_rl_unit reads */
     for (int64_t b = 0; b < nb; b++) {
         const __m256i q = _mm256_loadu_si256((const __m256i *)a[b].qs);
         q40_act *e = dst + b * step;
-        _mm256_storeu_si256((__m256i *)e->qs, q);
+        _mm256_storeu_si256((__m256i *)e->qs, b < in_units && b % 2 == 0 ? _mm256_shuffle_epi8(q, rot) : q);
         /* sum of the signed quants: psadbw sums q + 128, less 32 * 128 */
         const __m256i s4 = _mm256_sad_epu8(_mm256_xor_si256(q, bias), _mm256_setzero_si256());
         __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
@@ -976,21 +985,9 @@ ALWAYS_INLINE void rl_prefetch16(const rl_rows *g, int64_t off) {
 #undef RL_PF4
 }
 
-/* The Q4_0 block at the group's pointers as 8 steps: W[j] lane i = the 4 weights of row i
- * that meet activation dword j (j < 4: low nibbles of qs dword j, values 4j..4j+3; j >= 4:
- * the high nibbles of qs dword j - 4, values 16 + 4(j - 4)..). */
-ALWAYS_INLINE void q40_rl_decode(const rl_rows *g, __m512i *W) {
-    __m512i Z[4];
-    rl_dwords(g, offsetof(block_q4_0, qs), Z);
-    const __m512i lo = _mm512_set1_epi8(0x0f);
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        W[j] = _mm512_and_si512(Z[j], lo);
-        W[4 + j] = _mm512_and_si512(_mm512_srli_epi16(Z[j], 4), lo);
-    }
-}
-
-/* The fp16 scales of the block at the group's pointers, one per lane, as floats: 16 vpinsrw
+/* The fp16 scales of the block at the group's pointers, one per lane, as floats (for the
+ * blocks after a chunk's last eight-block unit; q40_rl_unit reads the others' with their
+ * quants; the measurements below are of the per-block loop all blocks went through): 16 vpinsrw
  * with the loads folded in (two chains of 8, one per half of the rows), in assembly so that
  * every row is an addressing mode on the group's two bases and strides. The scales used to go
  * through general registers (movzwl, shift, or: ~60 instructions of the 136 in a k = 1 block)
@@ -1052,10 +1049,78 @@ ALWAYS_INLINE rl_rows rl_prefetch_rows(const rl_rows *g, const rl_rows *next) {
  * 0.97 / 0.99; an earlier build of the same rule 1.00 / 1.00 / 0.99 / 0.97 / 0.98 and 0.99 /
  * 0.99 / 0.98 / 0.97 / 0.98. (The same thinning of Q4_K's three prefetches per super-block
  * cost 1.02-1.06 there.) */
-ALWAYS_INLINE void q40_rl_prefetch(const rl_rows *pf, int b, int nbk) {
+ALWAYS_INLINE void q40_rl_prefetch_at(const rl_rows *pf, int b, int nbk, int off) {
     const int last = (int)sizeof(block_q4_0) * b + (int)sizeof(block_q4_0) - 1;
     const int due = pf_q_to_l2() ? last % 64 < (int)sizeof(block_q4_0) : b % 3 == 0;
-    if (due || b == nbk - 1) rl_prefetch16(pf, sizeof(block_q4_0) - 1);
+    if (due || b == nbk - 1) rl_prefetch16(pf, off + (int)sizeof(block_q4_0) - 1);
+}
+
+ALWAYS_INLINE void q40_rl_prefetch(const rl_rows *pf, int b, int nbk) { q40_rl_prefetch_at(pf, b, nbk, 0); }
+
+/* One Q4_0 block's products: Zq[j] lane i = the dword of row i's quants that meets activation
+ * dword j (low nibbles) and 4 + j (high nibbles); s_t starts at the activation's correction. */
+ALWAYS_INLINE void q40_rl_block(int T, const __m512i *Zq, __m512 D, const q40_act *ab, __m512 *f) {
+    const __m512i lo = _mm512_set1_epi8(0x0f);
+    __m512i s[RL_TG];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) s[t] = _mm512_set1_epi32(ab[t].corr);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const __m512i wl = _mm512_and_si512(Zq[j], lo);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) s[t] = dpbusd_bcast(s[t], wl, ab[t].qs + 4 * j);
+        const __m512i wh = _mm512_and_si512(_mm512_srli_epi16(Zq[j], 4), lo);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) s[t] = dpbusd_bcast(s[t], wh, ab[t].qs + 16 + 4 * j);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++)
+        f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(D, _mm512_set1_ps(ab[t].d)), f[t]);
+}
+
+/* The pair of blocks whose 9 dwords P[0..8] holds (P[5..8]: loaded by `more` after the
+ * even block, into P + 4 * more_at's place; the chunk's blocks b, b + 1, activations ab). */
+ALWAYS_INLINE void q40_rl_pair(int T, const rl_rows *r, __m512i *P, int more_at, int64_t more_off,
+                               const rl_rows *pf, int b, int nbk, int off, const q40_act *ab, int64_t astep,
+                               __m512 *f) {
+    /* words 0, 2, .., 30 of the first source (each row's d of the even block), then words 1,
+     * 3, .., 31 of the second (the odd block's d) */
+    const __m512i idx = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
+                                         30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    q40_rl_prefetch_at(pf, b, nbk, off);
+    const __m512i h = _mm512_permutex2var_epi16(P[0], idx, P[4]);
+    const __m512i even[4] = {_mm512_mask_blend_epi16(0x55555555u, P[0], P[4]), P[1], P[2], P[3]};
+    q40_rl_block(T, even, _mm512_cvtph_ps(_mm512_castsi512_si256(h)), ab, f);
+    rl_dwords_asm(r, more_off, P + more_at);
+    q40_rl_prefetch_at(pf, b + 1, nbk, off + (int)sizeof(block_q4_0));
+    q40_rl_block(T, P + 5, _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)), ab + astep, f);
+}
+
+/* Eight Q4_0 blocks (b .. b + 7 of the chunk) of the group's rows, read as 9 x 16 bytes per
+ * row (nine load-and-transpose steps: dword u of row i's 144 bytes in lane i of register u)
+ * instead of 8 x 16 bytes of quants plus 16 two-byte scale loads per block. A pair of blocks
+ * is 9 dwords: (d0, q0 q1), q2..q13 (3), (q14 q15, d1), then the odd block's 16 quant bytes
+ * (4). The even block's first dword is (q14 q15, q0 q1) by one word blend, so its activations
+ * are stored rotated by two bytes (q40_prep_row); both blocks' scales come from one word
+ * permutation. The integer sums are exact and the float steps those of the per-block loop
+ * (q40_rl_group), so the results are the same bit for bit. Dwords 9m..9m+8 are pair m's; the
+ * last dwords of a group of 4 carry over to the next pair. */
+ALWAYS_INLINE void q40_rl_unit(int T, const rl_rows *r, const rl_rows *pf, int b, int nbk, const q40_act *ab,
+                               int64_t astep, __m512 *f) {
+    const int bb = (int)sizeof(block_q4_0);
+    __m512i P0[12], P1[11], P2[10], P3[9];
+    rl_dwords_asm(r, 0, P0);
+    rl_dwords_asm(r, 16, P0 + 4);
+    q40_rl_pair(T, r, P0, 8, 32, pf, b, nbk, 0, ab, astep, f);                    /* dwords 0..11 */
+    P1[0] = P0[9], P1[1] = P0[10], P1[2] = P0[11];
+    rl_dwords_asm(r, 48, P1 + 3);
+    q40_rl_pair(T, r, P1, 7, 64, pf, b + 2, nbk, 2 * bb, ab + 2 * astep, astep, f); /* 9..19 */
+    P2[0] = P1[9], P2[1] = P1[10];
+    rl_dwords_asm(r, 80, P2 + 2);
+    q40_rl_pair(T, r, P2, 6, 96, pf, b + 4, nbk, 4 * bb, ab + 4 * astep, astep, f); /* 18..27 */
+    P3[0] = P2[9];
+    rl_dwords_asm(r, 112, P3 + 1);
+    q40_rl_pair(T, r, P3, 5, 128, pf, b + 6, nbk, 6 * bb, ab + 6 * astep, astep, f); /* 27..35 */
 }
 
 /* nbk blocks of the group's rows (g: at the first of them) against T activation rows (act: the
@@ -1069,20 +1134,18 @@ ALWAYS_INLINE void q40_rl_group(int T, const rl_rows *g, int nbk, const q40_act 
     for (int t = 0; t < T; t++) f[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, out + t * ld);
     rl_rows r = *g, pf = rl_prefetch_rows(g, next);
     const q40_act *ab = act;
-    for (int b = 0; b < nbk; b++) {
+    int b = 0;
+    for (; b + Q40_UNIT <= nbk; b += Q40_UNIT) {
+        q40_rl_unit(T, &r, &pf, b, nbk, ab, astep, f);
+        rl_advance(&r, Q40_UNIT * sizeof(block_q4_0));
+        rl_advance(&pf, Q40_UNIT * sizeof(block_q4_0));
+        ab += Q40_UNIT * astep;
+    }
+    for (; b < nbk; b++) { /* the chunk's last blocks, fewer than a unit: one at a time */
         q40_rl_prefetch(&pf, b, nbk);
-        const __m512 D = q40_rl_scales(&r);
-        __m512i W[8], s[RL_TG];
-        q40_rl_decode(&r, W);
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) s[t] = _mm512_set1_epi32(ab[t].corr);
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; j++)
-#pragma GCC unroll 8
-            for (int t = 0; t < T; t++) s[t] = dpbusd_bcast(s[t], W[j], ab[t].qs + 4 * j);
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++)
-            f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(D, _mm512_set1_ps(ab[t].d)), f[t]);
+        __m512i Z[4];
+        rl_dwords(&r, offsetof(block_q4_0, qs), Z);
+        q40_rl_block(T, Z, q40_rl_scales(&r), ab, f);
         rl_advance(&r, sizeof(block_q4_0));
         rl_advance(&pf, sizeof(block_q4_0));
         ab += astep;
