@@ -251,13 +251,9 @@ static size_t kv_row_index(const celer_context *ctx, int32_t layer, int32_t seq,
            (size_t)ctx->kv_dim;
 }
 
-static void kv_store(celer_context *ctx, void *cache, size_t index, const float *src) {
-    if (ctx->kv_elem == 4) {
-        memcpy((float *)cache + index, src, (size_t)ctx->kv_dim * sizeof(float));
-    } else {
-        uint16_t *dst = (uint16_t *)cache + index;
-        for (int32_t i = 0; i < ctx->kv_dim; i++) dst[i] = celer_fp32_to_fp16(src[i]);
-    }
+CELER_MULTIVERSION static void kv_store(celer_context *ctx, void *cache, size_t index, const float *src) {
+    if (ctx->kv_elem == 4) memcpy((float *)cache + index, src, (size_t)ctx->kv_dim * sizeof(float));
+    else celer_fp32_to_fp16_row(src, (uint16_t *)cache + index, ctx->kv_dim);
 }
 
 /* Moves row `from` to row `to` of one sequence in every layer, for K and V. */
