@@ -73,6 +73,7 @@ TEST(core_fp32_to_fp16_row_matches_scalar) {
         buf[n++] = celer_bits_f32((uint32_t)x);
         if (n == 512) fp16_row_check(buf, n), n = 0;
     }
+    if (n) fp16_row_check(buf, n), n = 0;
     const uint32_t ends[] = {0x7f800000u, 0x7f800001u, 0x7fffffffu, 0xff800000u, 0xffc00000u, 0x477ff000u,
                              0x477fefffu, 0x38800000u, 0x387fffffu, 0x33000000u, 0x33000001u, 0x32ffffffu};
     for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) buf[n++] = celer_bits_f32(ends[i]);
