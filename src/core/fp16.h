@@ -57,27 +57,6 @@ static inline uint16_t celer_fp32_to_fp16(float f) {
     return (uint16_t)(sign | q);
 }
 
-/* Converts a row of floats to halves with branch-free arithmetic that compilers vectorize
- * (storing K/V rows in an F16 cache: one element at a time took ~1 % of an 8-token pass).
- * Same results as celer_fp32_to_fp16 for every input. Normal results round to nearest even
- * by adding 0xfff plus the kept low bit before the shift; subnormal ones are |f| * 2^24
- * (exact) rounded to an integer in float arithmetic (adding 2^23 leaves no fraction bits). */
-static inline void celer_fp32_to_fp16_row(const float *restrict in, uint16_t *restrict out, int n) {
-    for (int i = 0; i < n; i++) {
-        uint32_t x = celer_f32_bits(in[i]);
-        uint32_t sign = (x >> 16) & 0x8000u;
-        uint32_t absx = x & 0x7fffffffu;
-        uint32_t r = absx - 0x38000000u; /* rebias exponent 127 -> 15 */
-        uint32_t normal = (r + 0x0fffu + ((r >> 13) & 1u)) >> 13;
-        float t = celer_bits_f32(absx) * 16777216.0f + 8388608.0f;
-        uint32_t sub = celer_f32_bits(t) - 0x4b000000u;
-        uint32_t infnan = absx > 0x7f800000u ? 0x7e00u : 0x7c00u;
-        uint32_t h = absx < 0x38800000u ? sub : normal;
-        h = absx >= 0x477ff000u ? infnan : h;
-        out[i] = (uint16_t)(sign | h);
-    }
-}
-
 /* Converts a row of halves with branch-free arithmetic that compilers vectorize (the KV cache
  * path). Same results as celer_fp16_to_fp32 for every input. */
 static inline void celer_fp16_to_fp32_row(const uint16_t *restrict h, float *restrict out, int n) {
