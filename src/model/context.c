@@ -531,20 +531,33 @@ static void rope_prepare(celer_context *ctx, int32_t n) {
     }
 }
 
+/* Rotates the pairs (v[a_i], v[b_i]) of each head by the angles cs holds: a_i = i, b_i = i +
+ * half (NeoX) or a_i = 2i, b_i = 2i + 1. One loop per layout, so that each vectorizes (one
+ * loop with the layout inside took ~0.4 % of an 8-token pass). Not multiversioned: with FMA
+ * gcc contracts x0 * c - x1 * s into one rounding, and results would depend on the CPU. */
+static void rope_heads(float *restrict vec, const float *restrict cs, int32_t n_heads,
+                       int32_t head_dim, int32_t half, bool neox) {
+    for (int32_t h = 0; h < n_heads; h++) {
+        float *restrict v = vec + (size_t)h * (size_t)head_dim;
+        if (neox)
+            for (int32_t i = 0; i < half; i++) {
+                const float c = cs[2 * i], s = cs[2 * i + 1], x0 = v[i], x1 = v[i + half];
+                v[i] = x0 * c - x1 * s;
+                v[i + half] = x0 * s + x1 * c;
+            }
+        else
+            for (int32_t i = 0; i < half; i++) {
+                const float c = cs[2 * i], s = cs[2 * i + 1], x0 = v[2 * i], x1 = v[2 * i + 1];
+                v[2 * i] = x0 * c - x1 * s;
+                v[2 * i + 1] = x0 * s + x1 * c;
+            }
+    }
+}
+
 static void rope(const celer_context *ctx, float *vec, int32_t n_heads, int32_t t) {
     const cm_hparams *hp = &ctx->model->hp;
     const int32_t half = hp->n_rot / 2;
-    const float *cs = ctx->rope_cs + (size_t)t * 2 * (size_t)half;
-    for (int32_t h = 0; h < n_heads; h++) {
-        float *v = vec + (size_t)h * (size_t)hp->head_dim;
-        for (int32_t i = 0; i < half; i++) {
-            float c = cs[2 * i], s = cs[2 * i + 1];
-            int32_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
-            float x0 = v[a], x1 = v[b];
-            v[a] = x0 * c - x1 * s;
-            v[b] = x0 * s + x1 * c;
-        }
-    }
+    rope_heads(vec, ctx->rope_cs + (size_t)t * 2 * (size_t)half, n_heads, hp->head_dim, half, hp->rope_neox);
 }
 
 /* ---------------------------------------------------------------- attention */
