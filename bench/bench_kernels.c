@@ -13,7 +13,7 @@
  * kernels that map page cache with small pages).
  * GB/s counts weight bytes read per second; "k/k1" is the time of a k-row batch relative to
  * one row (the cost of verifying k draft tokens vs decoding one). Times are medians.
- * Then the attention kernels: ns per cached row for 8 and 16 queries (one token's or two
+ * Then the attention kernels: ns per cached row for 8, 16 and 64 queries (one, two or eight
  * tokens' query heads of a TinyLlama KV group), F16 and F32 caches.
  */
 #include <stdbool.h>
@@ -77,16 +77,17 @@ static int cmp_double(const void *a, const void *b) {
 static double time_attention(const ct_kernels *ks, int nq, int nk, int f16, double budget) {
     enum { HD = 64, STRIDE = 256 };
     float *k = malloc(sizeof(float) * (size_t)nk * STRIDE), *v = malloc(sizeof(float) * (size_t)nk * STRIDE);
-    float *q = malloc(sizeof(float) * 16 * HD), *o = malloc(sizeof(float) * 16 * HD);
-    uint16_t *k16 = malloc(2 * (size_t)nk * STRIDE), *v16 = malloc(2 * (size_t)nk * STRIDE), *vis = malloc(2 * (size_t)nk);
+    float *q = malloc(sizeof(float) * CT_ATTN_LANES * HD), *o = malloc(sizeof(float) * CT_ATTN_LANES * HD);
+    uint16_t *k16 = malloc(2 * (size_t)nk * STRIDE), *v16 = malloc(2 * (size_t)nk * STRIDE);
+    uint64_t *vis = malloc(sizeof(uint64_t) * (size_t)nk);
     float *scratch = malloc(sizeof(float) * ct_attn_scratch_floats(HD, nk));
     if (!k || !v || !q || !o || !k16 || !v16 || !vis || !scratch) exit(1);
     for (size_t i = 0; i < (size_t)nk * STRIDE; i++) {
         k[i] = frand(), v[i] = frand();
         k16[i] = v16[i] = 0x3800; /* 0.5 */
     }
-    for (int i = 0; i < 16 * HD; i++) q[i] = frand();
-    for (int r = 0; r < nk; r++) vis[r] = (uint16_t)((1u << nq) - 1);
+    for (int i = 0; i < CT_ATTN_LANES * HD; i++) q[i] = frand();
+    for (int r = 0; r < nk; r++) vis[r] = nq >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << nq) - 1;
     ct_attn a = {.hd = HD, .nq = nq, .nk = nk, .kv_stride = STRIDE, .kv_f16 = f16, .vis = vis,
                  .scale = 0.125f, .scratch = scratch};
     a.k = f16 ? (const void *)k16 : (const void *)k;
@@ -106,9 +107,9 @@ static double time_attention(const ct_kernels *ks, int nq, int nk, int f16, doub
 
 static void bench_attention(const ct_kernels *ks, double budget) {
     printf("%-12s attention, ns per cached row (head dim 64):", ks->name);
-    const int nqs[2] = {8, 16}, nks[2] = {128, 512};
+    const int nqs[3] = {8, 16, 64}, nks[2] = {128, 512};
     for (int f16 = 1; f16 >= 0; f16--)
-        for (int qi = 0; qi < 2; qi++)
+        for (int qi = 0; qi < 3; qi++)
             for (int ki = 0; ki < 2; ki++)
                 printf("  %s q%d r%d %.1f", f16 ? "f16" : "f32", nqs[qi], nks[ki],
                        time_attention(ks, nqs[qi], nks[ki], f16, budget) * 1e9 / nks[ki]);

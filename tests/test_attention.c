@@ -22,7 +22,7 @@ typedef struct at_case {
     float q[CT_ATTN_LANES][AT_MAX_HD];
     float k32[AT_MAX_NK * AT_STRIDE], v32[AT_MAX_NK * AT_STRIDE];
     uint16_t k16[AT_MAX_NK * AT_STRIDE], v16[AT_MAX_NK * AT_STRIDE];
-    uint16_t vis[AT_MAX_NK];
+    uint64_t vis[AT_MAX_NK];
 } at_case;
 
 /* Random queries and rows (scores large enough that the softmax is far from uniform), and a
@@ -37,11 +37,12 @@ static void at_fill(at_case *c, int32_t hd, int32_t nk, int32_t nq, int32_t f16)
         c->k32[i] = celer_fp16_to_fp32(c->k16[i]);
         c->v32[i] = celer_fp16_to_fp32(c->v16[i]);
     }
+    const uint64_t lanes = nq >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << nq) - 1;
     for (int r = 0; r < nk; r++) {
         at_uniform();
-        c->vis[r] = (uint16_t)((at_rng >> 20) & ((1u << nq) - 1));
+        c->vis[r] = at_rng & lanes;
     }
-    for (int i = 0; i < nq; i++) c->vis[nk - 1 - (i % nk)] |= (uint16_t)(1u << i);
+    for (int i = 0; i < nq; i++) c->vis[nk - 1 - (i % nk)] |= (uint64_t)1 << i;
 }
 
 static void at_run(const ct_kernels *ks, const at_case *c, float out[][AT_MAX_HD], float *scratch) {
@@ -62,10 +63,10 @@ TEST(kernels_attention_vs_reference) {
     REQUIRE(scratch);
     const ct_kernels *sets[8];
     const int nsets = at_sets(sets);
-    const int32_t hds[] = {8, 17, 64, 128}, nks[] = {1, 7, 8, 9, 130, 200}, nqs[] = {1, 5, 8, 9, 16};
+    const int32_t hds[] = {8, 17, 64, 128}, nks[] = {1, 7, 8, 9, 130, 200}, nqs[] = {1, 5, 8, 9, 16, 17, 40, 64};
     for (int hi = 0; hi < 4; hi++)
         for (int ki = 0; ki < 6; ki++)
-            for (int qi = 0; qi < 5; qi++)
+            for (int qi = 0; qi < 8; qi++)
                 for (int f16 = 0; f16 < 2; f16++) {
                     at_fill(&c, hds[hi], nks[ki], nqs[qi], f16);
                     at_run(ct_kernels_reference(), &c, want, scratch);
@@ -92,7 +93,7 @@ TEST(kernels_attention_batch_invariant) {
     const int nsets = at_sets(sets);
     for (int s = 0; s < nsets; s++)
         for (int f16 = 0; f16 < 2; f16++) {
-            at_fill(&full, 64, 150, 16, f16);
+            at_fill(&full, 64, 150, CT_ATTN_LANES, f16);
             at_run(sets[s], &full, out_full, scratch);
             for (int i = 0; i < full.nq; i++) {
                 alone = full;

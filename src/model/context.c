@@ -567,11 +567,17 @@ typedef struct attn_region {
     int32_t layer, n;
 } attn_region;
 
-/* Scratch floats one attention job needs: the kernel's scratch for n_ctx rows, then the
- * per-row visibility bits (uint16 each). */
-static size_t attn_scratch_floats(const celer_context *ctx) {
-    return ct_attn_scratch_floats(ctx->model->hp.head_dim, ctx->n_ctx) + (size_t)ctx->n_ctx / 2 + 1;
+/* Scratch floats one attention job needs: the kernel's scratch for n_ctx rows (rounded up to
+ * keep 8-byte alignment), then the per-row visibility bits (uint64 each, two floats). */
+static size_t attn_kernel_scratch_floats(const celer_context *ctx) {
+    return (ct_attn_scratch_floats(ctx->model->hp.head_dim, ctx->n_ctx) + 1) & ~(size_t)1;
 }
+static size_t attn_scratch_floats(const celer_context *ctx) {
+    return attn_kernel_scratch_floats(ctx) + 2 * (size_t)ctx->n_ctx;
+}
+
+/* The low n bits set (n <= 64). */
+static uint64_t low_bits(int32_t n) { return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1; }
 
 /* Query heads per KV head, and how many of them one kernel call takes. */
 static int32_t attn_group(const celer_context *ctx) { return ctx->model->hp.n_head / ctx->model->hp.n_head_kv; }
@@ -599,17 +605,17 @@ static void plan_attention(celer_context *ctx, int32_t n) {
 /* Which rows each query lane of a block may attend: bit t*ng + g of vis[r] for the block's
  * token t (all its heads alike); returns the rows to look at. The same for every KV head and
  * layer of the pass. */
-static int32_t attn_visibility(const celer_context *ctx, const attn_block *b, uint16_t *vis) {
+static int32_t attn_visibility(const celer_context *ctx, const attn_block *b, uint64_t *vis) {
     const int32_t base = ctx->seq_len[ctx->b_seq[b->j0]];
     int32_t nk = 0;
     for (int32_t t = 0; t < b->nt; t++)
         if (ctx->b_slot[b->j0 + t] + 1 > nk) nk = ctx->b_slot[b->j0 + t] + 1;
-    const uint16_t all = (uint16_t)((1u << (b->nt * b->ng)) - 1);
+    const uint64_t all = low_bits(b->nt * b->ng);
     for (int32_t r = 0; r < nk; r++) vis[r] = r < base ? all : 0;
     for (int32_t t = 0; t < b->nt; t++) {
         const int32_t j = b->j0 + t, end = ctx->b_slot[j] + 1;
         const uint8_t *mask_row = ctx->b_mask + (size_t)j * (size_t)ctx->n_batch;
-        const uint16_t bits = (uint16_t)(((1u << b->ng) - 1) << (t * b->ng));
+        const uint64_t bits = low_bits(b->ng) << (t * b->ng);
         for (int32_t r = base; r < end; r++)
             if (mask_row[r - base]) vis[r] |= bits;
     }
@@ -624,7 +630,7 @@ static int32_t attn_visibility(const celer_context *ctx, const attn_block *b, ui
  * rest of the batch.
  */
 static void attend_block(celer_context *ctx, int32_t layer, const attn_block *b, int32_t kvh,
-                         const uint16_t *vis, int32_t nk, float *scratch) {
+                         const uint64_t *vis, int32_t nk, float *scratch) {
     const cm_hparams *hp = &ctx->model->hp;
     const int32_t hd = hp->head_dim, G = attn_group(ctx), qd = hp->n_head * hd;
     ct_attn a = {.hd = hd, .nq = b->nt * b->ng, .nk = nk, .kv_stride = (size_t)ctx->kv_dim,
@@ -649,7 +655,7 @@ static void attention_worker(void *arg, int32_t ith, int32_t nth) {
     celer_context *ctx = r->ctx;
     const int32_t n_kv = ctx->model->hp.n_head_kv;
     float *scratch = ctx->scores + (size_t)ith * attn_scratch_floats(ctx);
-    uint16_t *vis = (uint16_t *)(scratch + ct_attn_scratch_floats(ctx->model->hp.head_dim, ctx->n_ctx));
+    uint64_t *vis = (uint64_t *)(void *)(scratch + attn_kernel_scratch_floats(ctx));
     int32_t vis_block = -1, nk = 0;
     for (int32_t job = ith; job < ctx->n_attn_blk * n_kv; job += nth) {
         const attn_block *b = &ctx->attn_blk[job / n_kv];

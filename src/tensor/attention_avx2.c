@@ -39,7 +39,7 @@ static void attend_lanes(const ct_attn *a, int h, float *S, float *qt, float *ot
             for (int i = 0; i < ROWS; i++) acc[i] = _mm256_fmadd_ps(q, _mm256_set1_ps(k[i * ks + d]), acc[i]);
         }
         for (int i = 0; i < ROWS && r0 + i < a->nk; i++) {
-            const __m256 s = _mm256_blendv_ps(ninf, _mm256_mul_ps(acc[i], scale), lane_mask(a->vis[r0 + i] >> (8 * h)));
+            const __m256 s = _mm256_blendv_ps(ninf, _mm256_mul_ps(acc[i], scale), lane_mask((unsigned)(a->vis[r0 + i] >> (8 * h))));
             mx = _mm256_max_ps(mx, s);
             _mm256_store_ps(S + (size_t)(r0 + i) * LANES, s);
         }
@@ -47,7 +47,7 @@ static void attend_lanes(const ct_attn *a, int h, float *S, float *qt, float *ot
     __m256 sum = _mm256_setzero_ps();
     for (int32_t r = 0; r < a->nk; r++) {
         float *s = S + (size_t)r * LANES;
-        const __m256 m = lane_mask(a->vis[r] >> (8 * h));
+        const __m256 m = lane_mask((unsigned)(a->vis[r] >> (8 * h)));
         const __m256 e = _mm256_and_ps(m, ct_exp256(_mm256_and_ps(m, _mm256_sub_ps(_mm256_load_ps(s), mx))));
         _mm256_store_ps(s, e);
         sum = _mm256_add_ps(sum, e);

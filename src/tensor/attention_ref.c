@@ -21,7 +21,7 @@ static float row_value(const ct_attn *a, const void *rows, int32_t r, int32_t d)
 void ct_attention_ref(const ct_attn *a) {
     float *p = a->scratch;
     for (int32_t i = 0; i < a->nq; i++) {
-        const uint16_t bit = (uint16_t)(1u << i);
+        const uint64_t bit = (uint64_t)1 << i;
         float mx = -INFINITY;
         for (int32_t r = 0; r < a->nk; r++) {
             if (!(a->vis[r] & bit)) continue;

@@ -109,7 +109,7 @@ typedef void (*ct_mul_mat_prepped_fn)(int64_t n, const void *restrict w, size_t 
  * query i in lane i: its result depends only on q_i and the rows it sees, never on the other
  * queries, their number or nk, so a token gives the same output alone or in any batch.
  */
-#define CT_ATTN_LANES 16
+#define CT_ATTN_LANES 64
 typedef struct ct_attn {
     int32_t hd; /* head dimension, any size */
     int32_t nq; /* query vectors, 1..CT_ATTN_LANES */
@@ -119,7 +119,7 @@ typedef struct ct_attn {
     const void *k, *v;
     size_t kv_stride; /* elements from one row to the next */
     int32_t kv_f16;   /* rows are F16 (else F32) */
-    const uint16_t *vis;
+    const uint64_t *vis;
     float scale;
     float *scratch; /* ct_attn_scratch_floats(hd, nk) floats, no alignment needed */
 } ct_attn;
