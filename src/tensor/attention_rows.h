@@ -9,6 +9,9 @@
 #include "tensor/tensor.h"
 
 #define ROWS 8 /* K/V rows per register block */
+#ifndef PF_ROW_BLOCKS
+#define PF_ROW_BLOCKS 4
+#endif
 
 /* hd floats of row r of a K or V cache into dst (F16 converted exactly, F32 copied). Both
  * kernel sets that include this have F16C: vcvtph2ps converts every half exactly, as
@@ -36,6 +39,15 @@ static inline void row_to_f32(const ct_attn *a, const void *rows, int32_t r, flo
 static inline const float *block_rows(const ct_attn *a, const void *rows, int32_t r0, float *buf,
                                       size_t *stride) {
     const int32_t nr = a->nk - r0 < ROWS ? a->nk - r0 : ROWS;
+    /* rows PF_ROW_BLOCKS blocks ahead (all of them up to there at the first block), into L1:
+     * a call's first pass over a layer's rows reads them from L3 (a whole pass of weights went
+     * through L2 since), one strided row at a time */
+    const size_t elem = a->kv_f16 ? 2 : 4, row_bytes = (size_t)a->hd * elem;
+    const int32_t pf0 = r0 == 0 ? ROWS : r0 + PF_ROW_BLOCKS * ROWS, pf1 = r0 + (PF_ROW_BLOCKS + 1) * ROWS;
+    for (int32_t r = pf0; r < pf1 && r < a->nk; r++) {
+        const char *p = (const char *)rows + (size_t)r * a->kv_stride * elem;
+        for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+    }
     if (!a->kv_f16 && nr == ROWS) {
         *stride = a->kv_stride;
         return (const float *)rows + (size_t)r0 * a->kv_stride;
