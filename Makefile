@@ -14,7 +14,7 @@ BASEFLAGS:= -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(WARN) -pthread -fPIC -fopen
 # run-time alias check or remainder loop is needed, which left the model layer's row loops
 # (norms, residual adds, copies) scalar. Vectorizing never reorders float operations (no
 # -ffast-math), so results are bit for bit the same; a whole Q4_K_M pass on one thread took
-# 0.98-0.995 of the time at k = 1..16 (paired).
+# 0.98-0.995 of the time at k = 1..16 (paired, no cached prefix).
 OPT      ?= -O2 -g -fvect-cost-model=dynamic
 CFLAGS_ALL = $(BASEFLAGS) $(OPT) $(EXTRA_CFLAGS)
 LDLIBS   := -lm -pthread $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)

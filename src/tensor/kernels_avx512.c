@@ -1165,9 +1165,9 @@ ALWAYS_INLINE void q40_rl_group(int T, const rl_rows *g, int nbk, const q40_act 
 
 /* The 16 rows' Q4_K super-block headers (fp16 d, dmin, 12 bytes of 6-bit scales and mins,
  * as k4_scales8 unpacks them) in lanes: dsc[g] = d * sc_g (over 16 for odd g), mp[p] = the
- * int16 pair (m_2p, m_2p+1), ndmin = -dmin. Bytes 0..3 of the scales hold sc_0..3 in their low 6 bits,
- * bytes 4..7 m_0..3; bytes 8..11 the low nibbles of sc_4..7 and (high nibbles) m_4..7, whose
- * top two bits are the top two bits of bytes 0..3 (sc) and 4..7 (m). */
+ * int16 pair (m_2p, m_2p+1), ndmin = -dmin. Bytes 0..3 of the scales hold sc_0..3 in their low
+ * 6 bits, bytes 4..7 m_0..3; bytes 8..11 the low nibbles of sc_4..7 and (high nibbles) m_4..7,
+ * whose top two bits are the top two bits of bytes 0..3 (sc) and 4..7 (m). */
 ALWAYS_INLINE void q4k_rl_scales(const rl_rows *g, __m512 *dsc, __m512i *mp, __m512 *ndmin) {
     __m512i H[4];
     rl_dwords_asm(g, 0, H);
